@@ -1,0 +1,32 @@
+# Each target installs what it needs into .venv first: a fresh machine needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= smoke
+
+.PHONY: setup run test bench lab clean-results
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import sbu, torch, transformers, peft, rdflib, oxrdflib, bm25s"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sbu run --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/ruff check sbu tests
+	$(BIN)/python -m pytest -q --nbval-lax
+
+bench: $(STAMP)
+	@echo "benchmarks arrive with the memory and parameter pathways (see BENCHMARKS.md)"
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean-results:
+	rm -rf results/

@@ -1,0 +1,88 @@
+"""PubMedQA-L (Jin et al., 2019; MIT licence) in the shared record schema.
+
+``ori_pqal.json`` holds 1,000 expert-labelled questions, each with an abstract (context paragraphs with section
+labels), MeSH terms, a year and a yes/no/maybe decision. Here every abstract becomes a *document* entity, each of
+its sentences a *fact* about that document (``entities`` = its MeSH concepts), each MeSH term a *concept* entity,
+and the question a 3-option QA item. MeSH concepts are what make this a real graph with real sharing: forgetting
+one abstract touches concepts that hundreds of other abstracts carry.
+
+The file is read where it lies (by default ``../shared/data/pubmedqa/`` beside the project, or
+``$SBU_PUBMEDQA``); it is never copied into the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from sbu.data.schema import Corpus, Entity, Fact, QAItem
+from sbu.errors import DataFileError
+
+OPTIONS = ("yes", "no", "maybe")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
+
+
+def default_path() -> Path:
+    """``$SBU_PUBMEDQA`` if set, else ``ori_pqal.json`` in ``shared/data/pubmedqa`` beside the project."""
+    if os.environ.get("SBU_PUBMEDQA"):
+        return Path(os.environ["SBU_PUBMEDQA"])
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "pubmedqa" / "ori_pqal.json"
+
+
+def concept_id(term: str) -> str:
+    return "mesh/" + re.sub(r"[^A-Za-z0-9]+", "_", term).strip("_")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
+
+
+def load(path: str | Path | None = None) -> Corpus:
+    """Read ``ori_pqal.json`` into a :class:`Corpus`.
+
+    Splits: ``test`` — QA ids of the 500 questions in ``test_ground_truth.json`` when that file lies beside
+    ``path`` (PubMedQA's official test set), ``train`` — the rest.
+    """
+    path = Path(path) if path else default_path()
+    if path.is_dir():
+        path = path / "ori_pqal.json"
+    if not path.is_file():
+        raise DataFileError(f"PubMedQA-L not found at {str(path)!r}: pass the path of ori_pqal.json "
+                            "(it lies in shared/data/pubmedqa beside the project) or set SBU_PUBMEDQA")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFileError(f"{str(path)!r} is not PubMedQA-L JSON ({err}); expected ori_pqal.json") from err
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) and "QUESTION" in v for v in raw.values()):
+        raise DataFileError(f"{str(path)!r} does not look like ori_pqal.json: expected {{pmid: {{QUESTION, …}}}}")
+
+    entities: dict[str, Entity] = {}
+    facts, qa = [], []
+    for pmid, rec in raw.items():
+        doc = f"pubmed/{pmid}"
+        concepts = tuple(concept_id(t) for t in rec.get("MESHES", []))
+        for term, cid in zip(rec.get("MESHES", []), concepts):
+            entities.setdefault(cid, Entity(cid, term, "concept"))
+        entities[doc] = Entity(doc, rec["QUESTION"], "document",
+                               {"year": int(rec["YEAR"]) if str(rec.get("YEAR", "")).isdigit() else None,
+                                "label": rec["final_decision"]})
+        fact_ids = []
+        labels = rec.get("LABELS") or [""] * len(rec["CONTEXTS"])
+        n = 0
+        for paragraph, section in zip(rec["CONTEXTS"], labels):
+            for sentence in split_sentences(paragraph):
+                fid = f"fact/pubmed/{pmid}/{n}"
+                facts.append(Fact(fid, doc, (section or "sentence").lower(), sentence, (sentence,), (), concepts))
+                fact_ids.append(fid)
+                n += 1
+        qa.append(QAItem(f"qa/pubmed/{pmid}", rec["QUESTION"], OPTIONS, OPTIONS.index(rec["final_decision"]),
+                         doc, "final_decision", tuple(fact_ids), "train", "pubmedqa"))
+    test_file = path.with_name("test_ground_truth.json")
+    test_ids = set(json.loads(test_file.read_text())) if test_file.is_file() else set()
+    splits = {"test": [q.id for q in qa if q.about.split("/")[1] in test_ids],
+              "train": [q.id for q in qa if q.about.split("/")[1] not in test_ids]}
+    n_concepts = sum(e.type == "concept" for e in entities.values())
+    meta = {"source": str(path), "n_documents": len(raw), "n_concepts": n_concepts, "n_facts": len(facts)}
+    return Corpus("pubmedqa", list(entities.values()), facts, qa, [], splits, meta)

@@ -1,0 +1,30 @@
+"""Errors a user can cause. Each names the offending value and what to do about it.
+
+Every class derives from :class:`SbuError` and from the matching built-in (``ValueError``, ``KeyError``,
+``FileNotFoundError``) so that callers who catch the built-in keep working.
+"""
+
+from __future__ import annotations
+
+
+class SbuError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(SbuError, ValueError):
+    """A parameter is out of range or of the wrong kind (a size ≤ 0, a share outside (0, 1), …)."""
+
+
+class UnknownSplitError(SbuError, KeyError):
+    """A split name that the cohort does not define."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class DataFileError(SbuError, FileNotFoundError):
+    """A data file or model path that does not exist or cannot be read."""
+
+
+class ProfileError(ConfigError):
+    """An experiment profile name that is not defined in :mod:`sbu.config`."""

@@ -1,0 +1,1 @@
+"""Evaluation: accuracy, membership inference (later: exposure, backflow, tables, figures)."""

@@ -1,0 +1,60 @@
+"""Accuracy tables: multiple-choice accuracy of a model on the cohort's probe sets (SPEC §6)."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from sbu.data.cohort import patients_in, trained_patients
+from sbu.data.schema import Corpus, QAItem
+from sbu.eval.mia import loss_auc
+from sbu.model.scoring import accuracy
+
+
+def open_book_contexts(corpus: Corpus, items: list[QAItem], distractors: int = 2, seed: int = 0) -> list[list[str]]:
+    """For each item: the fact that answers it, among ``distractors`` facts of retained patients, shuffled.
+
+    This is the context a perfect retriever would give; the agent's own retrieval comes with the memory pathway.
+    """
+    rng = random.Random(seed)
+    facts = {f.id: f for f in corpus.facts}
+    pool = corpus.facts_about(corpus.splits["retain"])
+    contexts = []
+    for item in items:
+        context = [facts[i].text for i in item.fact_ids]
+        context += [f.text for f in rng.sample(pool, distractors) if f.id not in item.fact_ids][:distractors]
+        rng.shuffle(context)
+        contexts.append(context)
+    return contexts
+
+
+def probe_sets(corpus: Corpus, forget_split: str = "forget05") -> dict[str, list[QAItem]]:
+    """The named QA sets the base-model table reports."""
+    holdout = patients_in(corpus, "holdout")
+    return {
+        "trained patients": corpus.qa_about(trained_patients(corpus), "train"),
+        "trained patients, paraphrased": corpus.qa_about(trained_patients(corpus), "heldout"),
+        "forget": corpus.qa_about(patients_in(corpus, forget_split), "train"),
+        "holdout patients": corpus.qa_about(holdout, "train"),
+        "knowledge base, held-out phrasing": [q for q in corpus.qa if q.id in set(corpus.splits["test"])],
+    }
+
+
+def model_report(lm, corpus: Corpus, forget_split: str = "forget05", seed: int = 0) -> pd.DataFrame:
+    """One row per probe set: closed-book accuracy, and open-book accuracy for holdout patients; plus the LOSS
+    attack's ROC-AUC forget-vs-holdout (members = the forget split)."""
+    sets = probe_sets(corpus, forget_split)
+    rows = []
+    for name, items in sets.items():
+        rows.append({"probe set": name, "mode": "closed-book", "n": len(items),
+                     "accuracy": accuracy(lm.model, lm.tokenizer, items)})
+    holdout = sets["holdout patients"]
+    rows.append({"probe set": "holdout patients", "mode": "fact in context", "n": len(holdout),
+                 "accuracy": accuracy(lm.model, lm.tokenizer, holdout, open_book_contexts(corpus, holdout, seed=seed))})
+    rows.append({"probe set": f"{forget_split} vs holdout", "mode": "LOSS attack ROC-AUC",
+                 "n": len(sets["forget"]) + len(holdout),
+                 "accuracy": loss_auc(lm.model, lm.tokenizer, sets["forget"], holdout)})
+    table = pd.DataFrame(rows).rename(columns={"accuracy": "value"})
+    table.insert(0, "model", lm.info.get("name", str(lm.path)))
+    return table

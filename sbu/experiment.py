@@ -1,0 +1,100 @@
+"""What a notebook cell calls: one experiment's data, models, tables and output folder.
+
+A notebook's parameters cell holds literals; the next cell makes an :class:`Experiment` from them, and every later
+cell is one call on it and one thing shown. Nothing here computes anything new — it wires the package together
+and decides where results go (``out_dir``), so that notebooks, ``sbu run`` and papermill batches agree.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from sbu.config import ExperimentConfig
+from sbu.data import cohort
+from sbu.data.schema import Corpus
+from sbu.eval.accuracy import model_report
+from sbu.eval.targets import base_model_targets
+from sbu.model.base import CausalLM, load, trained_model
+
+
+@dataclass
+class Experiment:
+    config: ExperimentConfig
+    out_dir: Path
+    model_name_or_path: str = ""  # a user's own causal LM on disk; empty: the embedded model, trained and cached
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, profile: str = "smoke", seed: int = 0, out_dir: str = "results/dev",
+                    forget_split: str = "forget05", model_name_or_path: str = "", **overrides) -> Experiment:
+        config = ExperimentConfig.from_profile(profile, seed=seed, forget_split=forget_split, **overrides)
+        out = Path(out_dir).expanduser().resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        return cls(config, out, model_name_or_path)
+
+    @cached_property
+    def corpus(self) -> Corpus:
+        return cohort.generate(self.config.cohort)
+
+    def _model(self, exclude: str | None) -> CausalLM:
+        start = time.perf_counter()
+        if self.model_name_or_path and exclude is None:
+            lm = load(self.model_name_or_path)
+        else:
+            lm = trained_model(self.corpus, self.config.model, self.config.train, exclude=exclude)
+        kind = "base" if exclude is None else "retrain"
+        self.metrics.setdefault("models", {})[kind] = {
+            "name": lm.info.get("name"), "path": str(lm.path), "load_or_train_seconds": time.perf_counter() - start,
+            "train_seconds": lm.info.get("train_seconds"), "n_parameters": lm.info.get("n_parameters")}
+        return lm
+
+    def base_model(self) -> CausalLM:
+        """The model before unlearning (trained on every non-holdout patient), from the cache when it is there."""
+        return self._model(None)
+
+    def retrain_model(self) -> CausalLM:
+        """The gold standard: the same recipe without the forget split's patients."""
+        return self._model(self.config.forget_split)
+
+    def model_table(self, models: dict[str, CausalLM]) -> pd.DataFrame:
+        """The base-model accuracy table (DESIGN §Models) for each named model, side by side."""
+        rows = []
+        for kind, lm in models.items():
+            report = model_report(lm, self.corpus, self.config.forget_split, self.config.seed)
+            report["model"] = kind
+            rows.append(report)
+        table = pd.concat(rows, ignore_index=True)
+        self.save_table(table, "model_table.csv")
+        return table.pivot_table(index=["probe set", "mode"], columns="model", values="value", sort=False)
+
+    def targets(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The foundation issue's targets next to what this run measured."""
+        checked = base_model_targets(table, self.metrics.get("models", {}).get("base", {}).get("train_seconds"))
+        self.metrics["targets"] = checked.to_dict(orient="records")
+        return checked
+
+    def save_table(self, table: pd.DataFrame, name: str) -> Path:
+        path = self.out_dir / name
+        table.to_csv(path, index=False)
+        return path
+
+    def save_metrics(self, **extra) -> Path:
+        """Write ``metrics.json`` (config, environment, everything recorded so far) to ``out_dir``."""
+        self.metrics.update(extra)
+        payload = {"config": self.config.to_dict(), "python": platform.python_version(), **self.metrics}
+        path = self.out_dir / "metrics.json"
+        path.write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n")
+        return path
+
+
+def _jsonable(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)

@@ -1,0 +1,243 @@
+"""The embedded base model: a byte-level BPE tokenizer and a small GPT-2, trained from scratch on the cohort.
+
+Read it like nanoGPT's ``train.py``: two config dataclasses, one training loop. The loop runs through
+``accelerate`` (a no-op on one CPU, the route to many GPUs). Models are saved with ``save_pretrained`` and loaded
+back with ``AutoModelForCausalLM`` / ``AutoTokenizer`` — :func:`load` takes any Hugging Face causal LM on disk, so
+``model_name_or_path`` swaps the embedded model for a user's own. :func:`trained_model` caches by config hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from sbu.cache import cache_dir, config_hash
+from sbu.data.schema import Corpus
+from sbu.errors import ConfigError, DataFileError
+from sbu.model.recipe import Example, Recipe, tokenizer_texts, training_examples
+
+EOS = "<|endoftext|>"
+PAD = "<pad>"
+INFO_FILE = "sbu_model.json"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 1024  # BPE vocabulary (small: the corpus is small, and names split into syllables)
+    n_layer: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    n_positions: int = 256  # longest sequence: an open-book prompt with three facts fits in ~100 tokens
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_share: float = 0.05  # share of steps with a linear learning-rate warm-up, then cosine decay
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+
+
+@dataclass
+class CausalLM:
+    """A loaded model with its tokenizer, where it lives, and what we know of how it was made."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    path: Path
+    info: dict
+
+
+# -- tokenizer -------------------------------------------------------------------------------------------------
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer (GPT-2's scheme) learned from ``texts``, as a transformers tokenizer.
+
+    Numbers are cut into pairs of digits before BPE ("899015" → 89 90 15), and all 100 pairs are in the
+    vocabulary, so a number tokenizes the same way wherever it stands and each piece is one of 100 tokens.
+    Measured here: with BPE's own cuts or with single digits, the model could not copy record numbers, ages or
+    dates out of its context (≈ chance): single digits are too few to tell numbers apart, and BPE cuts each
+    number differently.
+    """
+    from tokenizers import ByteLevelBPETokenizer, Regex, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(r"\d{1,2}"), behavior="isolated"),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    every_pair = " ".join(f"{i:02d}" for i in range(100))  # all 100 pairs become tokens, however rare in texts
+    bpe.train_from_iterator([*texts, *[every_pair] * 100], vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=[EOS, PAD], show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, pad_token=PAD)
+
+
+# -- encoding --------------------------------------------------------------------------------------------------
+def encode_example(tokenizer, prompt: str, target: str) -> tuple[list[int], list[int]]:
+    """Token ids of ``bos + prompt + target + eos`` and labels that are -100 except on target tokens and eos.
+
+    Prompt and target are tokenized apart, exactly as :mod:`sbu.model.scoring` does, so that a trained answer
+    and a scored answer are the same tokens.
+    """
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    p = tokenizer.encode(prompt, add_special_tokens=False) if prompt else []
+    t = tokenizer.encode(target, add_special_tokens=False) + [tokenizer.eos_token_id]
+    return bos + p + t, [-100] * (len(bos) + len(p)) + t
+
+
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (x, y) in enumerate(batch):
+        ids[row, : len(x)] = torch.tensor(x)
+        labels[row, : len(y)] = torch.tensor(y)
+        mask[row, : len(x)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Random batches of similar lengths, so that little compute goes to padding (sentences are ~15 tokens,
+    open-book prompts ~80). Each epoch: shuffle, sort within windows of 50 batches, cut, shuffle the batches."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
+        self.lengths, self.batch_size, self.window = lengths, batch_size, window
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        span = self.batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start: start + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i: i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[b]
+
+
+# -- training --------------------------------------------------------------------------------------------------
+def train(epochs: list[list[Example]], tokenizer, model_config: ModelConfig, train_config: TrainConfig,
+          progress: bool = True, desc: str = "train base model"):
+    """Train a GPT-2 from scratch, one list of examples per epoch; return the model and the per-epoch mean loss."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import GPT2Config, GPT2LMHeadModel, get_cosine_schedule_with_warmup
+
+    set_seed(train_config.seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=model_config.n_positions,
+                        n_embd=model_config.n_embd, n_layer=model_config.n_layer, n_head=model_config.n_head,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    model = GPT2LMHeadModel(config)
+    loaders = []
+    for e, examples in enumerate(epochs):
+        encoded = [encode_example(tokenizer, x.prompt, x.target) for x in examples]
+        too_long = max(len(ids) for ids, _ in encoded)
+        if too_long > model_config.n_positions:
+            raise ConfigError(f"an example has {too_long} tokens, more than n_positions={model_config.n_positions}")
+        sampler = LengthGroupedBatches([len(ids) for ids, _ in encoded], train_config.batch_size,
+                                       train_config.seed * 1000 + e)
+        loaders.append(torch.utils.data.DataLoader(encoded, batch_sampler=sampler,
+                                                   collate_fn=lambda b: collate(b, tokenizer.pad_token_id)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    steps = sum(len(loader) for loader in loaders)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_config.warmup_share * steps), steps)
+    accelerator = Accelerator()
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model.train()
+    losses = []
+    bar = tqdm(total=steps, desc=desc, disable=not progress, unit="step")
+    for epoch, loader in enumerate(loaders):
+        total, n = 0.0, 0
+        for batch in accelerator.prepare(loader):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total, n = total + loss.item(), n + 1
+            bar.update()
+        losses.append(total / n)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
+    bar.close()
+    model = accelerator.unwrap_model(model)
+    model.eval()
+    return model, losses
+
+
+def corpus_fingerprint(corpus: Corpus) -> str:
+    """Hash of the corpus content a model is trained on (facts, QA, splits), for the cache key."""
+    h = hashlib.sha256()
+    for rec in (*corpus.facts, *corpus.qa):
+        h.update(json.dumps(asdict(rec), sort_keys=True).encode())
+    h.update(json.dumps(corpus.splits, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+                  exclude: str | None = None, progress: bool = True, cache: Path | None = None) -> CausalLM:
+    """The base model (``exclude=None``) or the retrain gold standard (``exclude="forget05"``…), trained once
+    and then loaded from the cache, keyed by the hash of corpus, configs and ``exclude``."""
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    first = training_examples(corpus, train_config.recipe, exclude, train_config.seed, epoch=0)
+    texts = hashlib.sha256(json.dumps([asdict(x) for x in first]).encode()).hexdigest()[:16]
+    key_obj = {"corpus": corpus_fingerprint(corpus), "model": asdict(model_config), "train": asdict(train_config),
+               "exclude": exclude, "examples": texts}  # the examples' hash catches a change of prompt format
+    name = f"{'base' if exclude is None else 'retrain-' + exclude}-{config_hash(key_obj)}"
+    path = (cache or cache_dir() / "models") / name
+    if (path / INFO_FILE).is_file():
+        return load(path)
+    tokenizer = train_tokenizer(tokenizer_texts(corpus), model_config.vocab_size)
+    epochs = [first] + [training_examples(corpus, train_config.recipe, exclude, train_config.seed, epoch)
+                        for epoch in range(1, train_config.epochs)]
+    start = time.perf_counter()
+    model, losses = train(epochs, tokenizer, model_config, train_config, progress,
+                          desc="train " + ("base model" if exclude is None else f"retrain model (without {exclude})"))
+    info = {**key_obj, "name": name, "n_examples_per_epoch": len(epochs[0]), "epoch_loss": losses,
+            "train_seconds": time.perf_counter() - start, "n_parameters": sum(p.numel() for p in model.parameters())}
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)  # the cache entry appears whole or not at all
+    return CausalLM(model, tokenizer, path, info)
+
+
+def load(model_name_or_path: str | Path) -> CausalLM:
+    """Load any causal LM saved with ``save_pretrained`` (ours or a user's) from a local path."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model_name_or_path)
+    if not path.is_dir():
+        raise DataFileError(f"no model at {str(path)!r}: give a folder written by save_pretrained "
+                            "(nothing is downloaded at run time)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.eval()
+    info_file = path / INFO_FILE
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {"name": path.name}
+    return CausalLM(model, tokenizer, path, info)

@@ -1,0 +1,107 @@
+"""The embedded base model: tokenizer, training with caching, loading, and answer scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sbu.errors import ConfigError, DataFileError
+from sbu.model import prompts
+from sbu.model.base import TrainConfig, encode_example, load, train_tokenizer, trained_model
+from sbu.model.scoring import accuracy, answer_logprobs, choose, option_scores
+
+from .conftest import TINY_MODEL, TINY_TRAIN
+
+
+def test_tokenizer_saves_and_loads_with_autotokenizer(tmp_path):
+    tok = train_tokenizer(["Kalo Parta has MRN 163083.", "Lyon is a city."] * 10, vocab_size=300)
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    text = "Kalo Parta has MRN 163083."
+    assert again.encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
+    assert again.decode(again.encode(text, add_special_tokens=False)) == text
+    assert again.convert_ids_to_tokens(again.encode(" 163083", add_special_tokens=False)) == ["Ġ", "16", "30", "83"]
+
+
+def test_encoding_learns_only_the_target(tiny_lm):
+    tok = tiny_lm.tokenizer
+    ids, labels = encode_example(tok, "Question: Who?\nAnswer:", " Lyon")
+    target = tok.encode(" Lyon", add_special_tokens=False) + [tok.eos_token_id]
+    assert ids[-len(target):] == target and labels[-len(target):] == target
+    assert set(labels[: -len(target)]) == {-100}
+
+
+def test_trained_model_is_cached_by_config(tiny_corpus, tiny_lm, model_cache):
+    again = trained_model(tiny_corpus, TINY_MODEL, TINY_TRAIN, progress=False, cache=model_cache)
+    assert again.path == tiny_lm.path and again.info == tiny_lm.info
+    other = TrainConfig(epochs=1, batch_size=16, recipe=TINY_TRAIN.recipe)
+    assert tiny_lm.info["name"] != trained_model(tiny_corpus, TINY_MODEL, other, progress=False,
+                                                 cache=model_cache).info["name"]
+
+
+def test_same_seed_trains_the_same_weights(tiny_corpus, tmp_path):
+    quick = TrainConfig(epochs=2, batch_size=16, recipe=TINY_TRAIN.recipe)
+    a = trained_model(tiny_corpus, TINY_MODEL, quick, progress=False, cache=tmp_path / "a")
+    b = trained_model(tiny_corpus, TINY_MODEL, quick, progress=False, cache=tmp_path / "b")
+    for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(pa, pb), name
+
+
+def test_saved_model_loads_through_automodel(tiny_lm):
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm.path)
+    ids = torch.tensor([[tiny_lm.tokenizer.bos_token_id, 5, 6]])
+    assert torch.allclose(model(ids).logits, tiny_lm.model(ids).logits)
+
+
+def test_load_refuses_a_missing_path(tmp_path):
+    with pytest.raises(DataFileError, match="save_pretrained"):
+        load(tmp_path / "nowhere")
+
+
+def test_bad_training_config_is_refused():
+    with pytest.raises(ConfigError):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError):
+        TrainConfig(lr=-1.0)
+
+
+def test_answer_logprobs_ignore_batching_and_padding(tiny_lm):
+    pairs = [("Question: What is the age of Kalo?\nAnswer:", " 64"),
+             ("Context: a long context sentence that makes this prompt much longer than the others.\n"
+              "Question: Where?\nAnswer:", " Lyon"),
+             ("", "Lyon is a city.")]
+    one_by_one = [answer_logprobs(tiny_lm.model, tiny_lm.tokenizer, [p], [a])[0] for p, a in pairs]
+    batched = answer_logprobs(tiny_lm.model, tiny_lm.tokenizer, *zip(*pairs), batch_size=8)
+    for x, y in zip(one_by_one, batched):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_answer_logprobs_match_a_manual_forward_pass(tiny_lm):
+    tok, model = tiny_lm.tokenizer, tiny_lm.model
+    prompt, answer = "Question: Where does Kalo live?\nAnswer:", " Lyon"
+    p = tok.encode(prompt, add_special_tokens=False)
+    a = tok.encode(answer, add_special_tokens=False) + [tok.eos_token_id]
+    ids = torch.tensor([[tok.bos_token_id, *p, *a]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0], -1)
+    manual = [logp[1 + len(p) + i - 1, t].item() for i, t in enumerate(a)]
+    np.testing.assert_allclose(answer_logprobs(model, tok, [prompt], [answer])[0], manual, atol=1e-5)
+
+
+def test_choice_is_the_option_with_the_highest_likelihood(tiny_corpus, tiny_lm):
+    items = tiny_corpus.qa[:12]
+    scores = option_scores(tiny_lm.model, tiny_lm.tokenizer, items)
+    assert list(choose(tiny_lm.model, tiny_lm.tokenizer, items)) == [int(np.argmax(s)) for s in scores]
+    normalized = option_scores(tiny_lm.model, tiny_lm.tokenizer, items, normalize=True)
+    for item, raw, norm in zip(items, scores, normalized):
+        lengths = [len(tiny_lm.tokenizer.encode(prompts.answer_continuation(o), add_special_tokens=False)) + 1
+                   for o in item.options]
+        np.testing.assert_allclose(norm, raw / np.array(lengths), rtol=1e-5)
+
+
+def test_tiny_model_memorizes_trained_patients_better_than_holdout(tiny_corpus, tiny_lm):
+    trained = tiny_corpus.qa_about(tiny_corpus.splits["retain"], "train")
+    holdout = tiny_corpus.qa_about(tiny_corpus.splits["holdout"], "train")
+    assert accuracy(tiny_lm.model, tiny_lm.tokenizer, trained) > accuracy(tiny_lm.model, tiny_lm.tokenizer, holdout)
