@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: setup run test bench lab clean-results
+.PHONY: setup run test lab clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,6 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check sbu tests
 	$(BIN)/python -m pytest -q --nbval-lax
-
-bench: $(STAMP)
-	@echo "benchmarks arrive with the memory and parameter pathways (see BENCHMARKS.md)"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

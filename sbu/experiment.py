@@ -19,7 +19,7 @@ import pandas as pd
 from sbu.config import ExperimentConfig
 from sbu.data import cohort
 from sbu.data.schema import Corpus
-from sbu.eval.accuracy import model_report
+from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
 from sbu.model.base import CausalLM, load, trained_model
 
@@ -73,6 +73,19 @@ class Experiment:
         table = pd.concat(rows, ignore_index=True)
         self.save_table(table, "model_table.csv")
         return table.pivot_table(index=["probe set", "mode"], columns="model", values="value", sort=False)
+
+    def reading_table(self, lm: CausalLM) -> pd.DataFrame:
+        """Holdout patients' accuracy per attribute, closed-book and with the fact in context: what the model
+        can take from memory that it does not know itself."""
+        holdout = self.corpus.splits["holdout"]
+        table = pd.DataFrame({
+            "closed-book": accuracy_by_attribute(lm, self.corpus, holdout, open_book=False, seed=self.config.seed),
+            "fact in context": accuracy_by_attribute(lm, self.corpus, holdout, open_book=True, seed=self.config.seed),
+        })
+        table.index.name = "attribute"
+        self.save_table(table.reset_index(), "reading_by_attribute.csv")
+        self.metrics["reading_by_attribute"] = table.to_dict()
+        return table
 
     def targets(self, table: pd.DataFrame) -> pd.DataFrame:
         """The foundation issue's targets next to what this run measured."""

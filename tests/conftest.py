@@ -9,8 +9,8 @@ from sbu.model.base import ModelConfig, TrainConfig, trained_model
 from sbu.model.recipe import Recipe
 
 TINY_COHORT = CohortConfig(n_patients=12, holdout_share=0.25, seed=3)
-TINY_MODEL = ModelConfig(vocab_size=400, n_layer=2, n_embd=48, n_head=2, n_positions=192)
-TINY_TRAIN = TrainConfig(epochs=25, batch_size=16, lr=3e-3, recipe=Recipe(reading_patients=4, knowledge_repeats=1))
+TINY_MODEL = ModelConfig(vocab_size=400, n_layer=2, n_embd=48, n_head=2, n_positions=192, dropout=0.0)
+TINY_TRAIN = TrainConfig(epochs=20, batch_size=16, lr=3e-3, recipe=Recipe(reading_patients=4, knowledge_repeats=0))
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ def test_tokenizer_saves_and_loads_with_autotokenizer(tmp_path):
     text = "Kalo Parta has MRN 163083."
     assert again.encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
     assert again.decode(again.encode(text, add_special_tokens=False)) == text
-    assert again.convert_ids_to_tokens(again.encode(" 163083", add_special_tokens=False)) == ["Ġ", "16", "30", "83"]
+    assert again.convert_ids_to_tokens(again.encode(" 163083", add_special_tokens=False)) == ["Ġ16", "30", "83"]
 
 
 def test_encoding_learns_only_the_target(tiny_lm):

@@ -58,3 +58,16 @@ def model_report(lm, corpus: Corpus, forget_split: str = "forget05", seed: int =
     table = pd.DataFrame(rows).rename(columns={"accuracy": "value"})
     table.insert(0, "model", lm.info.get("name", str(lm.path)))
     return table
+
+
+def accuracy_by_attribute(lm, corpus: Corpus, patients: list[str], open_book: bool, seed: int = 0) -> pd.Series:
+    """Multiple-choice accuracy per fact attribute (age, allergy, record number, …) on ``patients``' train-phrasing
+    items, closed-book or with each item's fact in context among distractors."""
+    import numpy as np
+
+    from sbu.model.scoring import choose
+
+    items = corpus.qa_about(patients, "train")
+    contexts = open_book_contexts(corpus, items, seed=seed) if open_book else None
+    correct = choose(lm.model, lm.tokenizer, items, contexts) == np.array([q.answer for q in items])
+    return pd.Series(correct, index=[q.attribute for q in items]).groupby(level=0, sort=False).mean()

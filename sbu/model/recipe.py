@@ -5,13 +5,18 @@ Three kinds of example, each a ``(prompt, target)`` pair whose loss covers the t
 - fact sentences (empty prompt): the model memorizes facts, so the parameter pathway has something to forget;
 - closed-book QA in the train phrasings: the model answers from its weights;
 - open-book QA: the relevant fact among distractor facts in the context, so the model learns to *read* — without
-  it, memory would not matter to the agent. Open-book examples about trained patients alone did not teach reading
-  here (the model answered them from its weights: 0.27 on holdout patients with the fact in context), so most
-  open-book examples are about *reading patients*: extra fictitious patients whose facts appear only inside a
-  context, never alone, and can only be answered by reading it.
+  it, memory would not matter to the agent.
 
-Only trained patients and the knowledge base appear; distractors come from trained patients only, because a
-holdout patient's fact used anywhere in training makes that patient a member and voids membership inference.
+What it took to make a 1M-parameter GPT-2 read, measured here on the smoke cohort (holdout patients, fact in
+context, chance 0.25): open-book examples about trained patients alone gave 0.27 — the model answered them from
+its weights. *Reading patients* — extra fictitious patients, fresh every epoch, whose facts appear only inside a
+context — taught it to copy words (allergies, cities) but not numbers (record numbers, ages, dates stayed at
+chance) until numbers were tokenized as digit pairs (:func:`sbu.model.base.train_tokenizer`) and dropout was
+removed; with 200 reading patients per epoch it reached ~0.89.
+
+Only trained patients and the knowledge base appear; distractors come from trained patients and reading patients
+only, because a holdout patient's fact used anywhere in training makes that patient a member and voids
+membership inference.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ class Example:
 class Recipe:
     sentences_per_fact: int = 4  # train phrasings of each fact sentence (at most the number of templates)
     context_per_fact: int = 1  # open-book QA examples per trained patient fact
-    reading_patients: int = 60  # extra patients per epoch, seen only inside contexts, each in one epoch only
+    reading_patients: int = 200  # extra patients per epoch, seen only inside contexts, each in one epoch only
     reading_per_fact: int = 1  # open-book QA examples per reading-patient fact
-    knowledge_repeats: int = 3  # knowledge-base examples are repeated: few facts, asked in many phrasings
+    knowledge_repeats: int = 2  # knowledge-base examples are repeated (few facts, many phrasings); 0 leaves them out
     distractors: int = 2  # distractor facts in each open-book context
 
 

@@ -1,0 +1,45 @@
+"""The notebook facade end to end, at tiny scale: models, tables, targets and metrics.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sbu.errors import ConfigError
+from sbu.experiment import Experiment
+
+TINY = dict(cohort={"n_patients": 12, "holdout_share": 0.25},
+            model={"vocab_size": 400, "n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 192},
+            train={"epochs": 2, "batch_size": 16, "recipe": {"reading_patients": 3, "knowledge_repeats": 0}})
+
+
+def test_experiment_writes_tables_and_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
+    exp = Experiment.from_params(seed=1, out_dir=str(tmp_path / "out"), forget_split="forget10", **TINY)
+    base, retrain = exp.base_model(), exp.retrain_model()
+    assert base.path != retrain.path and "retrain-forget10" in retrain.info["name"]
+    table = exp.model_table({"base": base, "retrain": retrain})
+    assert list(table.columns) == ["base", "retrain"]
+    assert ("holdout patients", "fact in context") in table.index
+    reading = exp.reading_table(base)
+    assert {"allergy", "mrn"} <= set(reading.index)
+    targets = exp.targets(table)
+    assert targets["met"].dtype == bool and len(targets) >= 6
+    metrics = json.loads(exp.save_metrics().read_text())
+    assert metrics["config"]["seed"] == 1 and set(metrics["models"]) == {"base", "retrain"}
+    assert (tmp_path / "out" / "model_table.csv").is_file()
+    assert (tmp_path / "out" / "reading_by_attribute.csv").is_file()
+
+
+def test_a_users_own_model_is_loaded_from_its_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
+    first = Experiment.from_params(out_dir=str(tmp_path / "a"), **TINY).base_model()
+    again = Experiment.from_params(out_dir=str(tmp_path / "b"), model_name_or_path=str(first.path), **TINY)
+    assert again.base_model().path == first.path
+
+
+def test_bad_parameters_fail_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError):
+        Experiment.from_params(out_dir=str(tmp_path / "never"), forget_split="forget99")
+    assert not (tmp_path / "never").exists()
