@@ -55,7 +55,9 @@ def run(args) -> int:
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         files = sorted(f.name for f in folder.iterdir())
         print(f"  {folder.name}/: " + ", ".join(files))
-    print("executed notebooks: */*.ipynb · metrics: */metrics.json · tables: */*.csv · figures: */*.png")
+    kinds = {"ipynb": "executed notebooks", "json": "metrics", "csv": "tables", "png": "figures"}
+    found = {p.suffix.lstrip(".") for p in out.rglob("*.*")}
+    print(" · ".join(f"{label}: */*.{ext}" for ext, label in kinds.items() if ext in found))
     return 0
 
 
