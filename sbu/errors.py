@@ -28,3 +28,11 @@ class DataFileError(SbuError, FileNotFoundError):
 
 class ProfileError(ConfigError):
     """An experiment profile name that is not defined in :mod:`sbu.config`."""
+
+
+class StoreError(SbuError):
+    """A memory store that cannot be opened or used as asked (bad URL, missing path, unreachable endpoint)."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """A SPARQL endpoint that does not answer."""

@@ -141,7 +141,7 @@ def train(epochs: list[list[Example]], tokenizer, model_config: ModelConfig, tra
     """Train a GPT-2 from scratch, one list of examples per epoch; return the model and the per-epoch mean loss."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets, whose comm traffic stalls nbval
     from transformers import GPT2Config, GPT2LMHeadModel, get_cosine_schedule_with_warmup
 
     set_seed(train_config.seed)

@@ -1,0 +1,133 @@
+"""Agent memory stores behind one URL (DESIGN.md "Memory back ends").
+
+Code talks to memory through the rdflib API — a :class:`rdflib.Dataset` with SPARQL query and update — and the URL
+picks the back end:
+
+- ``oxigraph:`` (in memory) or ``oxigraph:PATH`` (on disk) — the default: rdflib with the ``oxrdflib`` store,
+  opened as ``Dataset(store="Oxigraph")`` so that queries run in Oxigraph, not in rdflib's Python engine
+  (RDF_NOTES.md, trap 2);
+- ``memory:`` — rdflib's own in-memory store, for teaching and for checking that both agree;
+- ``http://HOST:PORT/PATH`` — any SPARQL 1.1 query + update endpoint, through rdflib's ``SPARQLUpdateStore``. A URL
+  ending in ``/query`` updates at the sibling ``/update`` (``oxigraph serve``, Fuseki); any other URL takes both
+  at the same address (Virtuoso, GraphDB, Neptune).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdflib import XSD, Dataset, Literal
+
+from sbu.errors import StoreError, StoreUnavailableError
+
+DEFAULT_URL = "oxigraph:"
+BACKENDS = ("oxigraph", "memory", "sparql")
+
+
+@dataclass
+class MemoryStore:
+    """An opened memory: the rdflib dataset, which back end holds it, and the URL it was opened from."""
+
+    url: str
+    backend: str
+    dataset: Dataset
+
+    def query(self, sparql: str, bindings: dict | None = None):
+        """Run a SPARQL query with bound values (never text pasted into the query string)."""
+        if self.backend == "sparql":
+            # Straight to the endpoint: through the Dataset, rdflib would add FROM <its default graph>, which hides
+            # every named graph from the query.
+            return self.dataset.store.query(sparql, initNs={}, initBindings=bindings or {}, queryGraph=None)
+        return self.dataset.query(sparql, initBindings=bindings or {})
+
+    def update(self, sparql: str) -> None:
+        """Run a SPARQL update. No ``initBindings`` here: oxrdflib would hand the update to rdflib's slow engine
+        (RDF_NOTES.md, trap 2); updates are built with fixed IRIs by the callers."""
+        if self.backend == "sparql":
+            # Straight to the endpoint: through the Dataset, rdflib would wrap the update in a GRAPH block of
+            # its default graph, and a GRAPH inside a GRAPH is not SPARQL.
+            self.dataset.store.update(sparql, initNs={}, initBindings={}, queryGraph=None)
+        else:
+            self.dataset.update(sparql)
+
+    def __len__(self) -> int:
+        return int(next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")))[0])
+
+    def nquads(self) -> str:
+        """Every quad in named graphs, as sorted N-Quads lines (a canonical dump for comparisons and scans)."""
+        rows = self.query("SELECT ?s ?p ?o ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+        return "\n".join(sorted(" ".join(_n3(t) for t in row) + " ." for row in rows))
+
+    def content_hash(self) -> str:
+        """SHA-256 of :meth:`nquads`: equal before and after an operation that must change nothing."""
+        return hashlib.sha256(self.nquads().encode()).hexdigest()
+
+    def close(self) -> None:
+        self.dataset.close()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _n3(term) -> str:
+    """N-Triples form, with RDF 1.1's ``"x"^^xsd:string`` written as plain ``"x"`` (Oxigraph returns the first,
+    rdflib's store the second, for the same literal)."""
+    if isinstance(term, Literal) and term.datatype == XSD.string and not term.language:
+        return Literal(str(term)).n3()
+    return term.n3()
+
+
+def open_store(url: str = DEFAULT_URL, create: bool = True) -> MemoryStore:
+    """Open the memory at ``url``. ``oxigraph:PATH`` creates the folder when ``create`` (its parent must exist);
+    with ``create=False`` the folder must already hold a store."""
+    if not isinstance(url, str) or not url:
+        raise StoreError(f"memory URL must be a non-empty string such as 'oxigraph:' or 'memory:', got {url!r}")
+    scheme, colon, rest = url.partition(":")
+    if scheme == "oxigraph" and colon:
+        return _open_oxigraph(url, rest, create)
+    if scheme == "memory" and not rest:
+        return MemoryStore(url, "memory", Dataset())
+    if scheme in ("http", "https"):
+        return _open_endpoint(url)
+    raise StoreError(f"unknown memory URL {url!r}: use 'oxigraph:' (in memory), 'oxigraph:PATH' (on disk), "
+                     "'memory:' (rdflib's store) or 'http://HOST:PORT/query' (a SPARQL endpoint)")
+
+
+def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
+    dataset = Dataset(store="Oxigraph")
+    if path_text:
+        path = Path(path_text).expanduser()
+        if not path.exists() and (not create or not path.parent.is_dir()):
+            hint = "its parent folder does not exist" if create else "create=False and nothing is there"
+            raise StoreError(f"no memory store at {str(path)!r} ({hint}); give an existing folder, "
+                             "or 'oxigraph:' for an in-memory store")
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{str(path)!r} is a file, not a store folder")
+        dataset.open(str(path), create=not path.exists())
+    return MemoryStore(url, "oxigraph", dataset)
+
+
+def _open_endpoint(url: str) -> MemoryStore:
+    from rdflib.namespace import NamespaceManager
+    from rdflib.plugins.stores.sparqlstore import SPARQLUpdateStore
+
+    update_url = url[: -len("/query")] + "/update" if url.endswith("/query") else url
+    store = SPARQLUpdateStore(query_endpoint=url, update_endpoint=update_url, context_aware=True,
+                              autocommit=True, returnFormat="json")
+    dataset = Dataset(store=store)
+    # Without this, rdflib prefixes every request with its ~30 default PREFIX lines, one of which Oxigraph rejects.
+    dataset.namespace_manager = NamespaceManager(dataset, bind_namespaces="none")
+    store.nsBindings = {}
+    memory = MemoryStore(url, "sparql", dataset)
+    try:
+        memory.query("ASK { ?s ?p ?o }")
+    except Exception as err:  # urllib and rdflib raise a variety of types for a dead endpoint
+        raise StoreUnavailableError(
+            f"the SPARQL endpoint {url!r} does not answer ({type(err).__name__}: {err}); start one, e.g. "
+            "`oxigraph serve --location DIR --bind 127.0.0.1:7878`, and pass http://127.0.0.1:7878/query") from err
+    return memory
