@@ -132,7 +132,8 @@ def _fresh_values(rng: random.Random, attribute: str, taken: set[str], n: int) -
     return out
 
 
-def _qa_items(rng, subject_id, name, attribute, value, fact_id, options, answer, questions, kind):
+def _qa_items(subject_id, name, attribute, value, fact_id, options, answer, questions, kind):
+    """One QA item per question template; the first N_TRAIN_QUESTIONS[kind] are train phrasings."""
     items = []
     for i, question in enumerate(questions):
         phrasing = "train" if i < tpl.N_TRAIN_QUESTIONS[kind] else "heldout"
@@ -174,7 +175,7 @@ def _patient_records(rng, pid, name, values, taken, n_options) -> tuple[list[Fac
             pool = {"age": [str(a) for a in range(20, 90)], "city": list(CITIES), "allergy": list(ALLERGIES),
                     "marker": list(MARKERS)}[attribute]
         options, answer = _options(rng, value, pool, n_options)
-        qa += _qa_items(rng, pid, name, attribute, value, fact.id, options, answer,
+        qa += _qa_items(pid, name, attribute, value, fact.id, options, answer,
                         tpl.PATIENT[attribute]["questions"], "patient")
     return facts, qa
 
@@ -220,7 +221,7 @@ def generate(config: CohortConfig | None = None) -> Corpus:
             facts.append(fact)
             pool = [kb.condition_attribute(c, attribute) for c in kb.CONDITIONS]
             options, answer = _options(rng, value, pool, config.n_options)
-            qa += _qa_items(rng, cid, condition, attribute, value, fact.id, options, answer,
+            qa += _qa_items(cid, condition, attribute, value, fact.id, options, answer,
                             tpl.KNOWLEDGE[attribute]["questions"], "knowledge")
 
     # -- patients ------------------------------------------------------------------------------------------
