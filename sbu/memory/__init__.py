@@ -1,7 +1,9 @@
 """The memory pathway: agent memory as an RDF knowledge graph (SPEC §3). Knows RDF, nothing of torch.
 
-So far: the store back ends behind one URL (``sbu.memory.open(url)``). Closure, tombstones, the write barrier and
-retrieval come with the memory-pathway issue.
+So far: the store back ends behind one URL (``sbu.memory.open(url)``, :mod:`sbu.memory.store`), the vocabulary
+(:mod:`sbu.memory.vocab`, documented in ``schema.ttl``), ingestion of a corpus (:mod:`sbu.memory.ingest`), SPARQL
+files (``queries/*.rq`` via :mod:`sbu.memory.sparql`) and the seeds and dependency closure of a forget request
+(:mod:`sbu.memory.closure`). The split, prune, tombstones with repair, the write barrier and retrieval come next.
 """
 
 from sbu.memory.store import MemoryStore, open_store

@@ -52,6 +52,19 @@ class MemoryStore:
         else:
             self.dataset.update(sparql)
 
+    def add_quads(self, quads, batch: int = 2000) -> None:
+        """Add (subject, predicate, object, graph IRI) quads: through the store's bulk path locally, as
+        ``INSERT DATA`` requests of ``batch`` quads to an endpoint (terms are written by rdflib's N-Triples
+        serializer, never pasted from text)."""
+        quads = list(quads)
+        if self.backend != "sparql":
+            self.dataset.addN((s, p, o, self.dataset.graph(g)) for s, p, o, g in quads)
+            return
+        for start in range(0, len(quads), batch):
+            body = " ".join(f"GRAPH {g.n3()} {{ {s.n3()} {p.n3()} {o.n3()} }}"
+                            for s, p, o, g in quads[start: start + batch])
+            self.update(f"INSERT DATA {{ {body} }}")
+
     def __len__(self) -> int:
         return int(next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")))[0])
 

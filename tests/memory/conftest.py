@@ -66,3 +66,4 @@ def store(request, tmp_path):
         memory.update("CLEAR ALL")
     yield memory
     memory.close()
+

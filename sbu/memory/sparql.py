@@ -1,0 +1,41 @@
+"""SPARQL kept in files: ``queries/*.rq``, each opening with a comment that says what it returns.
+
+Values reach a query as bindings (``initBindings``) or as a ``VALUES`` block of IRIs built here from
+:class:`rdflib.URIRef` terms — never as text pasted into the query string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+from importlib import resources
+
+from rdflib import URIRef
+from rdflib.term import _is_valid_uri
+
+from sbu.errors import StoreError
+
+
+@cache
+def load_query(name: str) -> str:
+    """The text of ``queries/<name>.rq``."""
+    path = resources.files("sbu.memory") / "queries" / f"{name}.rq"
+    if not path.is_file():
+        raise StoreError(f"no query named {name!r} in sbu/memory/queries")
+    return path.read_text(encoding="utf-8")
+
+
+def with_values(query: str, var: str, iris: Iterable[URIRef]) -> str:
+    """Replace the line ``#VALUES ?var`` of ``query`` by a VALUES block of the given IRIs (at least one: rdflib
+    raises on an empty ``VALUES {}``, RDF_NOTES.md trap 4)."""
+    terms = []
+    for term in iris:
+        if not isinstance(term, URIRef) or not _is_valid_uri(str(term)):
+            raise StoreError(f"not a valid IRI for a VALUES block: {term!r}")
+        terms.append(term.n3())
+    if not terms:
+        raise StoreError(f"VALUES ?{var} needs at least one IRI; guard empty sets before querying")
+    marker = f"#VALUES ?{var}"
+    if marker not in query:
+        raise StoreError(f"the query has no line {marker!r} to fill")
+    return query.replace(marker, f"VALUES ?{var} {{ {' '.join(terms)} }}")
