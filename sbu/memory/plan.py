@@ -1,0 +1,84 @@
+"""The forget plan: a dry run that says what a request would prune, tombstone and keep (SPEC §3.1–3.3).
+
+Read it as a straight path: seeds (assertions about the target) → closure (everything derived from them) → split:
+*isolated* artifacts, every source of which lies in the closure, are pruned; *shared* artifacts, which also derive
+from something outside it, are tombstoned and repaired; an entity all of whose assertions are in the closure is
+pruned, the others stay. Nothing is changed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rdflib import URIRef
+
+from sbu.errors import StoreError
+from sbu.memory.closure import closure, seeds_of
+from sbu.memory.sparql import load_query, with_values
+from sbu.memory.store import MemoryStore
+
+
+@dataclass(frozen=True)
+class ForgetPlan:
+    targets: tuple[str, ...]  # entity ids named by the request
+    seeds: frozenset[URIRef]
+    closure: frozenset[URIRef]
+    isolated: frozenset[URIRef]  # prune: seeds and artifacts derived only from the closure
+    shared: frozenset[URIRef]  # tombstone, redact, re-derive from retained sources
+    entities_pruned: frozenset[URIRef]
+    entities_kept: frozenset[URIRef]  # entities the closure touches that retained assertions still reference
+
+    def counts(self) -> dict[str, int]:
+        return {"seeds": len(self.seeds), "closure": len(self.closure), "isolated (prune)": len(self.isolated),
+                "shared (tombstone)": len(self.shared), "entities pruned": len(self.entities_pruned),
+                "entities kept": len(self.entities_kept)}
+
+    def table(self):
+        """One row per IRI with its decision, for display."""
+        import pandas as pd
+
+        rows = [(str(x), "prune" if x in self.isolated else "tombstone") for x in sorted(self.closure)]
+        rows += [(str(e), "prune entity") for e in sorted(self.entities_pruned)]
+        rows += [(str(e), "keep entity") for e in sorted(self.entities_kept)]
+        return pd.DataFrame(rows, columns=["iri", "decision"])
+
+
+def split(store: MemoryStore, closed: set[URIRef]) -> tuple[set[URIRef], set[URIRef]]:
+    """(isolated, shared) of a closure. An artifact is shared when one of its direct sources lies outside the
+    closure or is itself shared; the rule is applied in derivation order, so depth does not matter."""
+    if not closed:
+        return set(), set()
+    sources: dict[URIRef, set[URIRef]] = {}
+    for row in store.query(with_values(load_query("sources"), "x", sorted(closed))):
+        sources.setdefault(URIRef(str(row[0])), set()).add(URIRef(str(row[1])))
+    shared: set[URIRef] = set()
+    changed = True
+    while changed:  # a fixed point over the closure's sub-DAG (small: it follows the closure, not the graph)
+        changed = False
+        for x, srcs in sources.items():
+            if x not in shared and any(s not in closed or s in shared for s in srcs):
+                shared.add(x)
+                changed = True
+    return closed - shared, shared
+
+
+def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
+    """The dry run of forgetting every assertion about ``targets`` (entity ids such as ``patient/p007``)."""
+    targets = tuple(targets)
+    if not targets:
+        raise StoreError("an empty forget request: name at least one entity id, e.g. 'patient/p007'")
+    seeds: set[URIRef] = set()
+    for target in targets:
+        found = seeds_of(store, target)
+        if not found:
+            raise StoreError(f"no assertion in memory is about {target!r}; check the id (e.g. 'patient/p007')")
+        seeds |= set(found)
+    closed = closure(store, seeds)
+    isolated, shared = split(store, closed)
+    assertions_of: dict[URIRef, set[URIRef]] = {}
+    for row in store.query(with_values(load_query("entities"), "seed", sorted(seeds))):
+        assertions_of.setdefault(URIRef(str(row[0])), set()).add(URIRef(str(row[1])))
+    pruned = {e for e, assertions in assertions_of.items() if assertions <= closed}
+    return ForgetPlan(targets, frozenset(seeds), frozenset(closed), frozenset(isolated), frozenset(shared),
+                      frozenset(pruned), frozenset(set(assertions_of) - pruned))
