@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pandas as pd
 
 from sbu.data.cohort import patients_in, trained_patients
 from sbu.data.schema import Corpus, QAItem
 from sbu.eval.mia import loss_auc
-from sbu.model.scoring import accuracy
+from sbu.model.scoring import accuracy, choose
 
 
 def open_book_contexts(corpus: Corpus, items: list[QAItem], distractors: int = 2, seed: int = 0) -> list[list[str]]:
@@ -63,10 +64,6 @@ def model_report(lm, corpus: Corpus, forget_split: str = "forget05", seed: int =
 def accuracy_by_attribute(lm, corpus: Corpus, patients: list[str], open_book: bool, seed: int = 0) -> pd.Series:
     """Multiple-choice accuracy per fact attribute (age, allergy, record number, …) on ``patients``' train-phrasing
     items, closed-book or with each item's fact in context among distractors."""
-    import numpy as np
-
-    from sbu.model.scoring import choose
-
     items = corpus.qa_about(patients, "train")
     contexts = open_book_contexts(corpus, items, seed=seed) if open_book else None
     correct = choose(lm.model, lm.tokenizer, items, contexts) == np.array([q.answer for q in items])
