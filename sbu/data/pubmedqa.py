@@ -3,8 +3,9 @@
 ``ori_pqal.json`` holds 1,000 expert-labelled questions, each with an abstract (context paragraphs with section
 labels), MeSH terms, a year and a yes/no/maybe decision. Here every abstract becomes a *document* entity, each of
 its sentences a *fact* about that document (``entities`` = its MeSH concepts), each MeSH term a *concept* entity,
-and the question a 3-option QA item. MeSH concepts are what make this a real graph with real sharing: forgetting
-one abstract touches concepts that hundreds of other abstracts carry.
+and the question a 3-option QA item. Each MeSH concept gets a *concept summary* derived from every abstract that
+carries it (through the last sentence of the abstract's context). MeSH concepts are what make this a real graph
+with real sharing: forgetting one abstract touches the summaries of concepts that hundreds of other abstracts carry.
 
 The file is read where it lies (by default ``../shared/data/pubmedqa/`` beside the project, or
 ``$SBU_PUBMEDQA``); it is never copied into the project.
@@ -17,7 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from sbu.data.schema import Corpus, Entity, Fact, QAItem
+from sbu.data.schema import Artifact, Corpus, Entity, Fact, QAItem
+from sbu.data.summaries import summary_text
 from sbu.errors import DataFileError
 
 OPTIONS = ("yes", "no", "maybe")
@@ -84,5 +86,24 @@ def load(path: str | Path | None = None) -> Corpus:
     splits = {"test": [q.id for q in qa if q.about.split("/")[1] in test_ids],
               "train": [q.id for q in qa if q.about.split("/")[1] not in test_ids]}
     n_concepts = sum(e.type == "concept" for e in entities.values())
-    meta = {"source": str(path), "n_documents": len(raw), "n_concepts": n_concepts, "n_facts": len(facts)}
-    return Corpus("pubmedqa", list(entities.values()), facts, qa, [], splits, meta)
+    artifacts = concept_summaries(list(entities.values()), facts)
+    meta = {"source": str(path), "n_documents": len(raw), "n_concepts": n_concepts, "n_facts": len(facts),
+            "n_artifacts": len(artifacts)}
+    return Corpus("pubmedqa", list(entities.values()), facts, qa, artifacts, splits, meta)
+
+
+def concept_summaries(entities: list[Entity], facts: list[Fact]) -> list[Artifact]:
+    """One summary per MeSH concept, derived from the last context sentence of every abstract that
+    carries the concept, in PMID order."""
+    conclusion: dict[str, Fact] = {}
+    for fact in facts:  # facts come in sentence order, so the last one seen per abstract is its last sentence
+        conclusion[fact.about] = fact
+    by_concept: dict[str, list[Fact]] = {}
+    for fact in sorted(conclusion.values(), key=lambda f: f.about):
+        for concept in fact.entities:
+            by_concept.setdefault(concept, []).append(fact)
+    names = {e.id: e.name for e in entities}
+    return [Artifact(f"concept_summary/{cid.split('/', 1)[1]}", "concept_summary",
+                     summary_text(f"Concept summary for {names[cid]}", [f.text for f in sources]),
+                     (cid,), tuple(f.id for f in sources))
+            for cid, sources in sorted(by_concept.items())]

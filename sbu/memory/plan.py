@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rdflib import URIRef
 
 from sbu.errors import StoreError
+from sbu.memory.barrier import record_id
 from sbu.memory.closure import closure, seeds_of
 from sbu.memory.sparql import load_query, with_values
 from sbu.memory.store import MemoryStore
@@ -65,9 +66,15 @@ def split(store: MemoryStore, closed: set[URIRef]) -> tuple[set[URIRef], set[URI
 
 def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
     """The dry run of forgetting every assertion about ``targets`` (entity ids such as ``patient/p007``)."""
+    if isinstance(targets, str):
+        targets = [targets]
     targets = tuple(targets)
     if not targets:
         raise StoreError("an empty forget request: name at least one entity id, e.g. 'patient/p007'")
+    bad = [t for t in targets if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise StoreError(f"a forget request names entities by id strings such as 'patient/p007'; got {bad[0]!r}")
+    targets = tuple(dict.fromkeys(record_id(t) for t in targets))  # an entity's full IRI names it too
     seeds: set[URIRef] = set()
     for target in targets:
         found = seeds_of(store, target)

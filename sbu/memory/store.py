@@ -33,6 +33,7 @@ class MemoryStore:
     url: str
     backend: str
     dataset: Dataset
+    path: Path | None = None  # the folder of an on-disk Oxigraph store
 
     def query(self, sparql: str, bindings: dict | None = None):
         """Run a SPARQL query with bound values (never text pasted into the query string)."""
@@ -76,6 +77,39 @@ class MemoryStore:
     def content_hash(self) -> str:
         """SHA-256 of :meth:`nquads`: equal before and after an operation that must change nothing."""
         return hashlib.sha256(self.nquads().encode()).hexdigest()
+
+    def compact(self) -> bool:
+        """Rewrite an on-disk Oxigraph store from its live content and delete the old files; return whether there
+        was anything to rewrite.
+
+        Deleting in Oxigraph is not erasing: RocksDB keeps deleted values in its write-ahead log and tables until a
+        compaction, and Oxigraph never drops a string it once stored — measured here, a deleted literal stays
+        readable in the store folder after ``flush`` and ``optimize``. So a completed forget request ends with
+        this rewrite (it reads and loads the whole store: seconds at 1M triples, the price of no plaintext on
+        disk). In-memory stores hold no files; an endpoint's files belong to its server.
+        """
+        if self.backend != "oxigraph" or self.path is None:
+            return False
+        import shutil
+
+        from pyoxigraph import RdfFormat
+        from pyoxigraph import Store as OxStore
+
+        live = self.dataset.store._inner.dump(format=RdfFormat.N_QUADS)
+        fresh = self.path.with_name(self.path.name + ".compacting")
+        old = self.path.with_name(self.path.name + ".old")
+        shutil.rmtree(fresh, ignore_errors=True)
+        rewritten = OxStore(str(fresh))
+        rewritten.bulk_load(live, format=RdfFormat.N_QUADS)
+        rewritten.flush()
+        del rewritten
+        self.dataset.close()
+        self.path.rename(old)
+        fresh.rename(self.path)
+        shutil.rmtree(old)
+        self.dataset = Dataset(store="Oxigraph")
+        self.dataset.open(str(self.path), create=False)
+        return True
 
     def close(self) -> None:
         self.dataset.close()
@@ -122,6 +156,7 @@ def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
         if path.exists() and not path.is_dir():
             raise StoreError(f"{str(path)!r} is a file, not a store folder")
         dataset.open(str(path), create=not path.exists())
+        return MemoryStore(url, "oxigraph", dataset, path.resolve())
     return MemoryStore(url, "oxigraph", dataset)
 
 

@@ -67,3 +67,10 @@ def store(request, tmp_path):
     yield memory
     memory.close()
 
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each memory test gets its own cache folder (the barrier key file, embeddings), never the user's."""
+    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SBU_BARRIER_KEY", raising=False)

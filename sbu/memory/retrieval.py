@@ -1,0 +1,268 @@
+"""Hybrid retrieval over live memory (SPEC §1 step 1, §3.5): BM25 (``bm25s``) and dense all-MiniLM-L6-v2
+embeddings, fused by reciprocal-rank fusion, score(d) = Σ_side 1 / (rrf_k + rank_side(d)) (Cormack et al., 2009).
+
+Design: the index is incremental, because a forget request must drop artifacts from it "in the same step" (§3.5)
+and the agent adds an artifact at every write-back (§1 step 3), while embedding is the expensive part.
+
+- Rows: every document ever added has a row; a live mask says which rows count. ``remove`` flips the mask,
+  ``add`` appends rows and embeds the new texts only. A dead row is never ranked on either side.
+- Dense side: a matrix of L2-normalised embeddings; a query's scores are one matrix-vector product.
+- Lexical side: ``bm25s`` cannot add documents, so rows indexed at the last compaction sit in a bm25s index
+  (removals go through its ``weight_mask``) and later rows in a small *delta* scored by the same Lucene BM25 formula
+  with the main index's statistics (N, document frequencies, mean length), so both parts share one scale.
+- Trade-off: until compaction those statistics are stale (removed documents still count in N and df, added ones do
+  not) and the in-memory index keeps the removed rows' vectors and tokens (never on disk). When removed + added rows
+  exceed ``compact_share`` (10 %) of the main index, the index compacts: dead rows go, the lexical side is re-indexed
+  from scratch; no text is re-embedded. After :meth:`Retriever.rebuild` (the same compaction, on demand) results
+  equal those of a fresh :class:`Retriever` over the live documents; before it, scores drift by at most that share.
+
+Embeddings come from :mod:`sbu.memory.embedding` (cached on disk as vectors only); :meth:`Retriever.remove` deletes
+the cached vectors of what it removes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from rdflib import URIRef
+
+from sbu.errors import ConfigError
+from sbu.memory.embedding import Embedder, default_embedder
+from sbu.memory.sparql import load_query
+from sbu.memory.store import MemoryStore
+
+K1, B = 1.5, 0.75  # BM25 parameters (bm25s's defaults, Lucene variant)
+
+# A word is a run of letters or digits; words joined by - * : . / + form one identifier ("hla-b*57:01",
+# "2025-08-25", "cyp2d6*4"), indexed whole and by its parts, so both "HLA-B*57:01" and "57" match it.
+_WORD = re.compile(r"[^\W_]+(?:[-*:./+][^\W_]+)*")
+_PART = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(("a an and are as at be but by for if in into is it no not of on or such that the their then "
+                        "there these they this to was will with").split())
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved document: its fused RRF score and its 1-based rank on each side (None: not ranked there,
+    i.e. no query term occurs in it)."""
+
+    iri: URIRef
+    text: str
+    score: float
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+
+
+def tokens(text: str) -> list[str]:
+    """BM25 tokens: lower-cased words and digits, identifiers kept whole and split, no stemming, English function
+    words dropped."""
+    out = []
+    for match in _WORD.finditer(text.lower()):
+        parts = _PART.findall(match.group())
+        if len(parts) > 1:
+            out.append(match.group())
+        out.extend(part for part in parts if part not in _STOPWORDS)
+    return out
+
+
+class _Lexical:
+    """BM25 over rows 0…n-1: rows below ``n_main`` in a bm25s index, later rows in a delta of postings scored
+    with the main index's statistics (see the module docstring)."""
+
+    def __init__(self, token_lists: list[list[str]]):
+        import bm25s
+
+        self.n_main = len(token_lists)
+        self.df = Counter(token for doc in token_lists for token in set(doc))
+        self.avgdl = (sum(map(len, token_lists)) / self.n_main) if self.n_main else 0.0
+        self.vocab = {token: i for i, token in enumerate(sorted(self.df))}
+        self.bm25 = None
+        if self.vocab:  # bm25s needs at least one token
+            self.bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
+            ids = [[self.vocab[token] for token in doc] for doc in token_lists]
+            self.bm25.index((ids, self.vocab), create_empty_token=False, show_progress=False)
+        self.postings: dict[str, list[tuple[int, int]]] = {}  # delta: token -> [(row, term frequency)]
+        self.lengths: dict[int, int] = {}  # delta: row -> number of tokens
+        self.n_delta = 0
+
+    def append(self, row: int, doc: list[str]) -> None:
+        """Add a row to the delta."""
+        for token, tf in Counter(doc).items():
+            self.postings.setdefault(token, []).append((row, tf))
+        self.lengths[row] = len(doc)
+        self.n_delta += 1
+
+    def scores(self, query: list[str], live: np.ndarray) -> np.ndarray:
+        """BM25 score of every row (0 for dead rows and rows without a query term)."""
+        scores = np.zeros(len(live), dtype=np.float64)
+        ids = [self.vocab[token] for token in query if token in self.vocab]
+        if self.bm25 is not None and ids:
+            mask = live[: self.n_main].astype(np.float32)
+            scores[: self.n_main] = self.bm25.get_scores_from_ids(ids, weight_mask=mask)
+        avgdl = self.avgdl or 1.0
+        for token in query:
+            df = self.df.get(token, 0)
+            idf = math.log(1 + (self.n_main - df + 0.5) / (df + 0.5))
+            for row, tf in self.postings.get(token, ()):
+                if live[row]:
+                    scores[row] += idf * tf / (K1 * (1 - B + B * self.lengths[row] / avgdl) + tf)
+        return scores
+
+
+class Retriever:
+    """Top-k live documents for a query, by RRF over BM25 and dense ranks.
+
+    ``docs`` maps IRIs to texts; ``rrf_k`` is the RRF constant; ``embedder`` defaults to :func:`default_embedder`;
+    ``compact_share`` is the share of stale rows (removed + added since the last compaction) that triggers one.
+    """
+
+    def __init__(self, docs: Mapping[URIRef, str], *, rrf_k: float = 60, embedder: Embedder | None = None,
+                 compact_share: float = 0.1):
+        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int | float) or not rrf_k > 0:
+            raise ConfigError(f"rrf_k must be a positive number (60 in the RRF paper), got {rrf_k!r}")
+        if isinstance(compact_share, bool) or not isinstance(compact_share, int | float) or not compact_share > 0:
+            raise ConfigError(f"compact_share must be a positive share such as 0.1, got {compact_share!r}")
+        self.rrf_k = rrf_k
+        self.compact_share = compact_share
+        self.embedder = embedder or default_embedder()
+        self._iris: list[URIRef] = []  # by row, dead rows included
+        self._live = np.zeros(0, dtype=bool)
+        self._vectors: np.ndarray | None = None
+        self._texts: dict[URIRef, str] = {}  # live documents only
+        self._row_of: dict[URIRef, int] = {}  # live documents only
+        self._lexical = _Lexical([])
+        self._tie_order: np.ndarray | None = None
+        self.add(docs)
+
+    @classmethod
+    def from_store(cls, store: MemoryStore, *, rrf_k: float = 60, embedder: Embedder | None = None,
+                   compact_share: float = 0.1) -> Retriever:
+        """Index every live text of ``store`` (``queries/live_texts.rq``). The retriever does not follow later
+        changes of the store: whoever changes memory calls :meth:`remove` / :meth:`add` (SPEC §3.5)."""
+        return cls(live_texts(store), rrf_k=rrf_k, embedder=embedder, compact_share=compact_share)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __contains__(self, iri: object) -> bool:
+        return iri in self._texts
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The ``k`` best live documents, best first; equal scores are ordered by IRI."""
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError(f"the query must be a non-empty string, got {query!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k (how many documents to return) must be an integer ≥ 1, got {k!r}")
+        live_rows = np.flatnonzero(self._live)
+        if live_rows.size == 0:
+            return []
+        order = self._order()
+        lexical = self._lexical.scores(list(dict.fromkeys(tokens(query))), self._live)
+        lexical_rows = np.flatnonzero(self._live & (lexical > 0))
+        dense = self._vectors @ self.embedder.encode([query], cache=False)[0]
+        lexical_rank = _ranks(lexical, lexical_rows, order)
+        dense_rank = _ranks(dense, live_rows, order)
+        fused = np.zeros(len(self._iris), dtype=np.float64)
+        fused[lexical_rows] += 1.0 / (self.rrf_k + lexical_rank[lexical_rows])
+        fused[live_rows] += 1.0 / (self.rrf_k + dense_rank[live_rows])
+        best = live_rows[np.lexsort((order[live_rows], -fused[live_rows]))][:k]
+        return [Hit(self._iris[row], self._texts[self._iris[row]], float(fused[row]),
+                    int(lexical_rank[row]) or None, int(dense_rank[row]) or None) for row in best]
+
+    def remove(self, iris: Iterable[URIRef]) -> int:
+        """Drop documents from both sides at once (and their cached vectors); return how many were indexed."""
+        count = self._drop(iris)
+        self._compact_if_stale()
+        return count
+
+    def add(self, docs: Mapping[URIRef, str]) -> int:
+        """Index new documents, embedding their texts only; return how many were added. A document already
+        indexed with the same text is skipped (so a resumed step can add again); with another text it is
+        replaced."""
+        new = {}
+        for iri, text in docs.items():
+            if not isinstance(iri, URIRef):
+                raise ConfigError(f"documents are keyed by rdflib.URIRef, got {iri!r}")
+            if not isinstance(text, str):
+                raise ConfigError(f"the text of {iri} must be a string, got {type(text).__name__}")
+            if self._texts.get(iri) != text:
+                new[iri] = str(text)
+        if not new:
+            return 0
+        self._drop(new)
+        iris = sorted(new, key=str)  # a canonical row order, whatever the mapping's order
+        vectors = self.embedder.encode([new[iri] for iri in iris])
+        start = len(self._iris)
+        self._vectors = vectors if self._vectors is None else np.vstack([self._vectors, vectors])
+        self._live = np.concatenate([self._live, np.ones(len(iris), dtype=bool)])
+        for row, iri in enumerate(iris, start):
+            self._iris.append(iri)
+            self._texts[iri] = new[iri]
+            self._row_of[iri] = row
+            self._lexical.append(row, tokens(new[iri]))
+        self._tie_order = None
+        self._compact_if_stale()
+        return len(iris)
+
+    def apply(self, result) -> tuple[int, int]:
+        """Follow an applied forget request (:class:`sbu.memory.forget.ForgetResult`) in the same step (SPEC §3.5):
+        drop what it pruned or tombstoned, add its successors; return (removed, added)."""
+        return self.remove(set(result.pruned) | set(result.tombstoned)), self.add(result.successor_texts)
+
+    def rebuild(self) -> None:
+        """Compact now: drop dead rows (their vectors and tokens leave memory), re-index BM25 over the live
+        documents with fresh statistics. Live vectors are kept: an embedding does not depend on the other
+        documents. Search then answers as a fresh :class:`Retriever` over the same documents does."""
+        live_rows = np.flatnonzero(self._live)
+        keep = sorted(live_rows, key=lambda row: str(self._iris[row]))
+        self._iris = [self._iris[row] for row in keep]
+        self._vectors = self._vectors[keep] if self._vectors is not None else None
+        self._live = np.ones(len(keep), dtype=bool)
+        self._row_of = {iri: row for row, iri in enumerate(self._iris)}
+        self._lexical = _Lexical([tokens(self._texts[iri]) for iri in self._iris])
+        self._tie_order = None
+
+    def _drop(self, iris: Iterable[URIRef]) -> int:
+        gone = []
+        for iri in set(iris):
+            row = self._row_of.pop(iri, None)
+            if row is not None:
+                self._live[row] = False
+                gone.append(self._texts.pop(iri))
+        if gone and hasattr(self.embedder, "forget"):
+            self.embedder.forget(gone)
+        return len(gone)
+
+    def _compact_if_stale(self) -> None:
+        stale = len(self._iris) - self._lexical.n_main + int((~self._live[: self._lexical.n_main]).sum())
+        if stale > self.compact_share * self._lexical.n_main:
+            self.rebuild()
+
+    def _order(self) -> np.ndarray:
+        """Each row's position in IRI order, the tie-breaker that makes results independent of row order."""
+        if self._tie_order is None:
+            by_iri = sorted(range(len(self._iris)), key=lambda row: str(self._iris[row]))
+            self._tie_order = np.empty(len(by_iri), dtype=np.int64)
+            self._tie_order[by_iri] = np.arange(len(by_iri))
+        return self._tie_order
+
+
+def _ranks(scores: np.ndarray, rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """1-based rank of each of ``rows`` by descending score, ties by IRI; 0 for every other row."""
+    ranks = np.zeros(len(scores), dtype=np.int64)
+    ranks[rows[np.lexsort((order[rows], -scores[rows]))]] = np.arange(1, len(rows) + 1)
+    return ranks
+
+
+def live_texts(store: MemoryStore) -> dict[URIRef, str]:
+    """Every live text of memory by node IRI (a node with several texts gets them joined, in sorted order)."""
+    found: dict[URIRef, list[str]] = {}
+    for node, text in store.query(load_query("live_texts")):
+        if isinstance(node, URIRef):
+            found.setdefault(URIRef(str(node)), []).append(str(text))
+    return {node: "\n".join(sorted(texts)) for node, texts in sorted(found.items())}
