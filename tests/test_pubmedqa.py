@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from sbu.data import pubmedqa
-from sbu.errors import DataFileError
+from sbu.errors import ConfigError, DataFileError
 
 PATH = pubmedqa.default_path()
 needs_file = pytest.mark.skipif(not PATH.is_file(), reason=f"PubMedQA-L not found at {PATH} (set SBU_PUBMEDQA)")
@@ -76,3 +76,16 @@ def test_wrong_file_is_a_clear_error(tmp_path):
 
 def test_sentence_splitting():
     assert pubmedqa.split_sentences("A b. C d (e.g. f). G h? I j.") == ["A b.", "C d (e.g. f).", "G h?", "I j."]
+
+
+def test_a_limit_keeps_the_first_abstracts_and_their_concepts_only():
+    small = pubmedqa.load(limit=20)
+    assert small.meta["n_documents"] == 20 and len(small.qa) == 20
+    concepts = {c for f in small.facts for c in f.entities}
+    assert {a.about[0] for a in small.artifacts} == concepts
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True])
+def test_a_bad_limit_is_a_clear_error(limit):
+    with pytest.raises(ConfigError, match="positive number of abstracts"):
+        pubmedqa.load(limit=limit)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sbu.data.schema import Artifact, Corpus, Entity, Fact, QAItem
 from sbu.data.summaries import summary_text
-from sbu.errors import DataFileError
+from sbu.errors import ConfigError, DataFileError
 
 OPTIONS = ("yes", "no", "maybe")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
@@ -37,13 +37,19 @@ def concept_id(term: str) -> str:
     return "mesh/" + re.sub(r"[^A-Za-z0-9]+", "_", term).strip("_")
 
 
+def section_name(label: str | None) -> str:
+    """An abstract's section label as an attribute name: ``"PATIENTS AND METHODS"`` → ``"patients_and_methods"``."""
+    return re.sub(r"[^a-z0-9]+", "_", (label or "sentence").lower()).strip("_") or "sentence"
+
+
 def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
-def load(path: str | Path | None = None) -> Corpus:
+def load(path: str | Path | None = None, limit: int | None = None) -> Corpus:
     """Read ``ori_pqal.json`` into a :class:`Corpus`.
 
+    ``limit``: keep the first ``limit`` abstracts of the file (a smaller memory for quick runs); None keeps all.
     Splits: ``test`` — QA ids of the 500 questions in ``test_ground_truth.json`` when that file lies beside
     ``path`` (PubMedQA's official test set), ``train`` — the rest.
     """
@@ -62,6 +68,10 @@ def load(path: str | Path | None = None) -> Corpus:
 
     entities: dict[str, Entity] = {}
     facts, qa = [], []
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigError(f"limit must be a positive number of abstracts (or None for all), got {limit!r}")
+        raw = dict(list(raw.items())[:limit])
     for pmid, rec in raw.items():
         doc = f"pubmed/{pmid}"
         concepts = tuple(concept_id(t) for t in rec.get("MESHES", []))
@@ -76,7 +86,7 @@ def load(path: str | Path | None = None) -> Corpus:
         for paragraph, section in zip(rec["CONTEXTS"], labels):
             for sentence in split_sentences(paragraph):
                 fid = f"fact/pubmed/{pmid}/{n}"
-                facts.append(Fact(fid, doc, (section or "sentence").lower(), sentence, (sentence,), (), concepts))
+                facts.append(Fact(fid, doc, section_name(section), sentence, (sentence,), (), concepts))
                 fact_ids.append(fid)
                 n += 1
         qa.append(QAItem(f"qa/pubmed/{pmid}", rec["QUESTION"], OPTIONS, OPTIONS.index(rec["final_decision"]),

@@ -17,8 +17,9 @@ first (RDF_NOTES trap 7: one SPARQL request that does the whole forget by itself
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from rdflib import Literal, URIRef
@@ -46,6 +47,8 @@ class ForgetResult:
     successor_texts: dict[URIRef, str] = field(default_factory=dict)  # successor IRI → its text
     refused: tuple[URIRef, ...] = ()  # tombstones whose successor the barrier refused
     blocked: int = 0  # hashes the request added to the barrier
+    seconds: float = 0.0  # how long applying took (barrier and forget updates)
+    compact_seconds: float | None = None  # how long rewriting an on-disk store took (None: not rewritten)
 
     def counts(self) -> dict[str, int]:
         return {"pruned": len(self.pruned), "tombstoned": len(self.tombstoned), "successors": len(self.successors),
@@ -58,10 +61,16 @@ def request_iri(key: bytes, targets: Iterable[str]) -> URIRef:
 
 
 def forget(store: MemoryStore, targets: Iterable[str], barrier: Barrier | None = None,
-           now: datetime | None = None) -> tuple[ForgetPlan, ForgetResult]:
-    """Plan and apply a request in one call; returns both."""
+           now: datetime | None = None, compact: bool = True) -> tuple[ForgetPlan, ForgetResult]:
+    """Plan and apply a request in one call, then (``compact``) rewrite an on-disk store so that no file keeps
+    the deleted plaintext (:meth:`MemoryStore.compact`); returns the plan and the result."""
     plan = plan_forget(store, targets)
-    return plan, apply_forget(store, plan, barrier, now)
+    result = apply_forget(store, plan, barrier, now)
+    if compact and store.path is not None:
+        started = time.perf_counter()
+        store.compact()
+        result = replace(result, compact_seconds=time.perf_counter() - started)
+    return plan, result
 
 
 def _metadata(store: MemoryStore, nodes: Iterable[URIRef]) -> dict[URIRef, dict[URIRef, list]]:
@@ -101,6 +110,7 @@ def _derivation_order(shared: set[URIRef], meta: dict) -> list[URIRef]:
 def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None = None,
                  now: datetime | None = None) -> ForgetResult:
     """Apply ``plan`` to ``store`` (which it was planned on): barrier first, then prune, tombstone and repair."""
+    started = time.perf_counter()
     barrier = barrier if barrier is not None else Barrier.load(store)
     now = now or datetime.now(UTC)
     request = request_iri(barrier.key, plan.targets)
@@ -157,7 +167,7 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
 
     store.update(_forget_update(pruned, shared, meta, inserts))
     return ForgetResult(request, frozenset(pruned), frozenset(shared), successors, texts, tuple(refused),
-                        len(hashes))
+                        len(hashes), time.perf_counter() - started)
 
 
 def _forget_update(pruned: set[URIRef], shared: set[URIRef], meta: dict, inserts: list[tuple]) -> str:

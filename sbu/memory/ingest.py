@@ -13,7 +13,7 @@ from rdflib import Literal
 
 from sbu.data.schema import Corpus
 from sbu.memory.store import MemoryStore
-from sbu.memory.vocab import ARTIFACT_CLASS, ENTITY_CLASS, META, PROV, RDF, RDFS, SBU, iri
+from sbu.memory.vocab import ARTIFACT_CLASS, ENTITY_CLASS, META, PROV, RDF, RDFS, SBU, iri, predicate
 
 
 def corpus_quads(corpus: Corpus) -> Iterator[tuple]:
@@ -24,7 +24,7 @@ def corpus_quads(corpus: Corpus) -> Iterator[tuple]:
         yield node, RDFS.label, Literal(entity.name), META
     for fact in corpus.facts:
         graph = iri(fact.id)
-        yield iri(fact.about), SBU[fact.attribute], Literal(fact.value), graph
+        yield iri(fact.about), predicate(fact.attribute), Literal(fact.value), graph
         yield graph, RDF.type, SBU.Assertion, META
         yield graph, SBU.about, iri(fact.about), META
         yield graph, SBU.text, Literal(fact.text), META

@@ -8,8 +8,9 @@ pruned, the others stay. Nothing is changed here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rdflib import URIRef
 
@@ -29,6 +30,7 @@ class ForgetPlan:
     shared: frozenset[URIRef]  # tombstone, redact, re-derive from retained sources
     entities_pruned: frozenset[URIRef]
     entities_kept: frozenset[URIRef]  # entities the closure touches that retained assertions still reference
+    seconds: float = field(default=0.0, compare=False)  # how long planning took
 
     def counts(self) -> dict[str, int]:
         return {"seeds": len(self.seeds), "closure": len(self.closure), "isolated (prune)": len(self.isolated),
@@ -66,6 +68,7 @@ def split(store: MemoryStore, closed: set[URIRef]) -> tuple[set[URIRef], set[URI
 
 def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
     """The dry run of forgetting every assertion about ``targets`` (entity ids such as ``patient/p007``)."""
+    started = time.perf_counter()
     if isinstance(targets, str):
         targets = [targets]
     targets = tuple(targets)
@@ -88,4 +91,4 @@ def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
         assertions_of.setdefault(URIRef(str(row[0])), set()).add(URIRef(str(row[1])))
     pruned = {e for e, assertions in assertions_of.items() if assertions <= closed}
     return ForgetPlan(targets, frozenset(seeds), frozenset(closed), frozenset(isolated), frozenset(shared),
-                      frozenset(pruned), frozenset(set(assertions_of) - pruned))
+                      frozenset(pruned), frozenset(set(assertions_of) - pruned), time.perf_counter() - started)

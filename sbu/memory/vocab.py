@@ -20,7 +20,12 @@ ARTIFACT_CLASS = {"episode": SBU.Episode, "patient_summary": SBU.PatientSummary,
                   "condition_summary": SBU.ConditionSummary, "concept_summary": SBU.ConceptSummary,
                   "cached_answer": SBU.CachedAnswer}
 
-__all__ = ["ARTIFACT_CLASS", "ENTITY_CLASS", "ID_BASE", "META", "PROV", "RDF", "RDFS", "SBU", "iri"]
+__all__ = ["ARTIFACT_CLASS", "ENTITY_CLASS", "ID_BASE", "META", "PROV", "RDF", "RDFS", "SBU", "iri", "predicate"]
+
+
+def predicate(attribute: str) -> URIRef:
+    """The property of an attribute (``allergy`` → ``sbu:allergy``), percent-encoded like :func:`iri`."""
+    return SBU[quote(attribute, safe="-_.~")]
 
 
 def iri(record_id: str) -> URIRef:
