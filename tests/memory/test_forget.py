@@ -166,3 +166,20 @@ def test_the_retriever_follows_a_request_in_the_same_step(tiny_corpus):
     assert not any(name in hit.text for hit in retriever.search(f"Where does {name} live?", k=20))
     assert {h.iri for h in retriever.search("x", k=len(retriever))} <= set(live_texts(store))
     assert len(retriever) == len(live_texts(store))
+
+
+def test_schema_documents_every_class_and_property_a_request_writes(forgotten):
+    from importlib import resources
+
+    from rdflib import Graph
+    from rdflib.namespace import OWL, RDF
+
+    store, corpus, *_ = forgotten
+    schema = Graph().parse(str(resources.files("sbu.memory") / "schema.ttl"))
+    documented = set(schema.subjects(RDF.type, None))
+    attributes = {f"{SBU}{f.attribute}" for f in corpus.facts}  # sbu:<attribute>, documented in sbu:Assertion's text
+    used = {str(t) for row in store.query("SELECT ?p ?o WHERE { GRAPH ?g { ?s ?p ?o } }") for t in row
+            if str(t).startswith(str(SBU))} - attributes
+    assert used and used <= {str(x) for x in documented}, used - {str(x) for x in documented}
+    assert {OWL.Class, OWL.DatatypeProperty, OWL.ObjectProperty} >= {o for o in schema.objects(None, RDF.type)} - {
+        OWL.Ontology}
