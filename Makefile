@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/sbu run --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/ruff check sbu tests
+	$(BIN)/ruff check sbu tests benchmarks
 	$(BIN)/python -m pytest -q --nbval-lax
 
 lab: $(STAMP)

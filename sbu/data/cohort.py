@@ -276,6 +276,9 @@ def memory_artifacts(patients, facts, config: CohortConfig, rng: random.Random) 
     base, so forgetting one patient makes it *shared* (SPEC §3.3).
     """
     fact_of = {(f.about, f.attribute): f for f in facts}
+    facts_of: dict[str, list] = {}
+    for fact in facts:
+        facts_of.setdefault(fact.about, []).append(fact)
     out: list[Artifact] = []
     by_condition: dict[str, list[tuple[str, str]]] = {}
     for pid, name, values in patients:
@@ -286,7 +289,7 @@ def memory_artifacts(patients, facts, config: CohortConfig, rng: random.Random) 
             recorded = [fact_of[(pid, a)] for a in attrs if (pid, a) in fact_of]
             text = f"Visit note {date}: {name}. " + " ".join(f.text for f in recorded)
             out.append(Artifact(f"episode/{key}/{n}", "episode", text, (pid,), tuple(f.id for f in recorded)))
-        own = [f for f in facts if f.about == pid]
+        own = facts_of.get(pid, [])
         summary = f"Summary of {name}: " + " ".join(f.text for f in own)
         out.append(Artifact(f"summary/{key}", "patient_summary", summary, (pid,), tuple(f.id for f in own)))
         by_condition.setdefault(values["condition"], []).append((pid, name))

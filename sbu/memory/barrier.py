@@ -99,6 +99,19 @@ def keyed_hash(key: bytes, kind: str, *parts: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
+class _Hasher:
+    """:func:`keyed_hash` for many messages under one key and kind: the keyed state is computed once and copied
+    (the parts must already be normalized)."""
+
+    def __init__(self, key: bytes, kind: str, *prefix: str):
+        self._state = hmac.new(key, "|".join([kind, *prefix, ""]).encode(), hashlib.sha256)
+
+    def __call__(self, normalized: str) -> str:
+        mac = self._state.copy()
+        mac.update(normalized.encode())
+        return mac.hexdigest()
+
+
 def _ngrams(text: str) -> list[str]:
     words = normalize(text).split()
     return [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + MAX_NGRAM, len(words)) + 1)]
@@ -147,17 +160,18 @@ class Barrier:
 
     def check(self, text: str = "", about: Iterable = (), derived_from: Iterable = (), count: bool = True) -> Verdict:
         """May a write-back with this text, about these entities, derived from these sources, enter memory?"""
-        about = [record_id(a) for a in about]
-        reasons = []
-        if any(keyed_hash(self.key, "id", a) in self.blocked for a in about):
+        about = [normalize(record_id(a)) for a in about]
+        blocked, reasons = self.blocked, []
+        id_hash, name_hash = _Hasher(self.key, "id"), _Hasher(self.key, "name")
+        if any(id_hash(a) in blocked for a in about):
             reasons.append("blocked id")
-        if any(keyed_hash(self.key, "node", record_id(s)) in self.blocked for s in derived_from):
+        node_hash = _Hasher(self.key, "node")
+        if any(node_hash(normalize(record_id(s))) in blocked for s in derived_from):
             reasons.append("derives from forgotten")
         grams = _ngrams(text) if text else []
-        if any(keyed_hash(self.key, "name", g) in self.blocked or keyed_hash(self.key, "id", g) in self.blocked
-               for g in grams):
+        if any(name_hash(g) in blocked or id_hash(g) in blocked for g in grams):
             reasons.append("blocked name")
-        if any(keyed_hash(self.key, "pair", a, g) in self.blocked for a in about for g in grams):
+        if any(pair_hash(g) in blocked for pair_hash in (_Hasher(self.key, "pair", a) for a in about) for g in grams):
             reasons.append("blocked value")
         if reasons and count:
             self.refused += 1

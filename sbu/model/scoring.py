@@ -7,6 +7,7 @@ log-likelihood, optionally per token), membership-inference signals (LOSS, Min-K
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,17 +17,23 @@ from sbu.model import prompts
 from sbu.model.base import collate, encode_example
 
 
-@torch.no_grad()
-def answer_logprobs(model, tokenizer, prompt_texts: Sequence[str], answers: Sequence[str],
-                    batch_size: int = 64) -> list[np.ndarray]:
-    """For each (prompt, answer): the log-probability of every answer token (and the closing eos) given all
-    tokens before it. Prompt and padding positions never enter the result."""
+class TokenStats(NamedTuple):
+    """One example's answer positions: the answer token's log-probability, and the mean μ_t = Σ_v p_v log p_v and
+    standard deviation σ_t = (Σ_v p_v (log p_v − μ_t)²)^½ of log p over the vocabulary under p (Min-K%++)."""
+
+    logprob: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+
+
+def _answer_batches(model, tokenizer, prompt_texts: Sequence[str], answers: Sequence[str], batch_size: int):
+    """Yield ``(example index, log-probs over the vocabulary, target ids)`` at each example's answer positions
+    (answer tokens and the closing eos), batched by similar length; prompt and padding positions are dropped."""
     if len(prompt_texts) != len(answers):
         raise ValueError(f"{len(prompt_texts)} prompts but {len(answers)} answers")
     encoded = [encode_example(tokenizer, p, a) for p, a in zip(prompt_texts, answers)]  # same split as training
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    out: list[np.ndarray] = [None] * len(encoded)  # type: ignore[list-item]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # similar lengths share a batch
     for start in range(0, len(order), batch_size):
         idx = order[start: start + batch_size]
@@ -35,10 +42,41 @@ def answer_logprobs(model, tokenizer, prompt_texts: Sequence[str], answers: Sequ
         logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         targets = batch["labels"][:, 1:]
         mask = targets != -100
-        token_logp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         for row, i in enumerate(idx):
-            out[i] = token_logp[row][mask[row]].cpu().numpy()
+            yield i, logp[row][mask[row]], targets[row][mask[row]]
+
+
+@torch.no_grad()
+def answer_logprobs(model, tokenizer, prompt_texts: Sequence[str], answers: Sequence[str],
+                    batch_size: int = 64) -> list[np.ndarray]:
+    """For each (prompt, answer): the log-probability of every answer token (and the closing eos) given all
+    tokens before it. Prompt and padding positions never enter the result."""
+    out: list[np.ndarray] = [None] * len(answers)  # type: ignore[list-item]
+    for i, logp, targets in _answer_batches(model, tokenizer, prompt_texts, answers, batch_size):
+        out[i] = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu().numpy()
     return out
+
+
+@torch.no_grad()
+def answer_token_stats(model, tokenizer, prompt_texts: Sequence[str], answers: Sequence[str],
+                       batch_size: int = 64) -> list[TokenStats]:
+    """:func:`answer_logprobs` plus, at every answer position, the mean and standard deviation of log p over the
+    vocabulary under p — the normalisers of Min-K%++ (Zhang et al., 2024). Same tokens, batches and masks."""
+    out: list[TokenStats] = [None] * len(answers)  # type: ignore[list-item]
+    for i, logp, targets in _answer_batches(model, tokenizer, prompt_texts, answers, batch_size):
+        mu, sigma = logprob_moments(logp)
+        token_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        out[i] = TokenStats(token_logp.cpu().numpy(), mu.cpu().numpy(), sigma.cpu().numpy())
+    return out
+
+
+def logprob_moments(logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean μ = Σ_v p_v log p_v and standard deviation σ = (Σ_v p_v (log p_v − μ)²)^½ of log p under p, over the
+    last axis of log-probabilities ``logp`` (Zhang et al., 2024, Min-K%++). μ is the negative entropy."""
+    p, seen = logp.exp(), logp > -torch.inf  # a token with p = 0 adds 0 to both sums, not 0·(−inf) = nan
+    mu = torch.where(seen, p * logp, 0.0).sum(-1)
+    var = torch.where(seen, p * (logp - mu.unsqueeze(-1)) ** 2, 0.0).sum(-1)
+    return mu, var.sqrt()
 
 
 def option_scores(model, tokenizer, items: Sequence[QAItem], contexts: Sequence[Sequence[str]] | None = None,

@@ -68,7 +68,7 @@ def test_a_store_path_that_does_not_exist_is_a_clear_error(tmp_path):
 
 
 def test_an_unreachable_endpoint_is_a_clear_error():
-    from tests.memory.conftest import _free_port
+    from sbu.memory.server import free_port
 
     with pytest.raises(StoreUnavailableError, match="does not answer"):
-        open_store(f"http://127.0.0.1:{_free_port()}/query")
+        open_store(f"http://127.0.0.1:{free_port()}/query")

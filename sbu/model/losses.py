@@ -1,0 +1,221 @@
+"""Unlearning losses as pure functions of tensors (SPEC §4): SRA and the baselines it is compared with.
+
+Every loss takes ``logits`` [B, T, V], the model's output for ``input_ids``, and ``labels`` [B, T], -100
+everywhere but on the answer tokens and the closing eos (:func:`sbu.model.base.encode_example`). The causal shift
+happens inside, as in :mod:`sbu.model.scoring`: ``logits[:, t]`` predicts ``labels[:, t + 1]``. Only the N answer
+positions of the batch ever enter a loss — prompt and padding logits are dropped before the softmax, so they can
+hold anything, even ``-inf`` or NaN, without reaching the value or the gradient. Log-softmax runs in float32
+whatever the model's dtype. A vocabulary entry held at −inf *at an answer position* is another matter: a reference
+q that puts mass on it (uniform, gaussian) makes KL(q ‖ p) infinite, as it should. Below, p_t = p_θ(· | x, y_<t)
+is the model's next-token distribution at answer position t, and V the vocabulary size.
+
+Per-token losses (mean over the N answer tokens of the batch, so a long answer weighs more than a short one, as
+in Hugging Face's cross-entropy):
+
+- NLL:             −(1/N) Σ_t log p_t(y_t)                         retain NLL, IdkNLL, GradDiff's retain term
+- GradAscent:      −NLL
+- SRA (SPEC §4):   (1/N) Σ_t KL(q_t ‖ p_t),  q_t = softmax(g_t / τ),  g_t ~ N(0, I_V) drawn afresh at every call;
+                   ``prior="uniform"``: q_t = 1/V (τ → ∞);  ``prior="random_model"``: q_t = softmax of a randomly
+                   initialised copy of the network on the same batch.
+- ME:              (1/N) Σ_t KL(U ‖ p_t) = −log V − (1/N) Σ_t mean_v log p_t(v)
+                   (Yuan et al. 2024, "A Closer Look at Machine Unlearning for LLMs", arXiv 2410.08109)
+- KL retain:       (1/N) Σ_t KL(p_θ0,t ‖ p_t),  θ0 the model before unlearning (SPEC §4's L_retain)
+
+KL(q ‖ p) = Σ_v q(v) (log q(v) − log p(v)): the reference q comes first, so p_θ is pushed to cover all of q —
+a forget answer's mass is spread over the vocabulary rather than moved onto one other token.
+
+Per-sequence losses (one value per answer, then the mean over the answers of the batch):
+
+- NPO:     (2/β) mean_i softplus(β · Σ_t [log p_θ(y_t) − log p_ref(y_t)])
+           (Zhang et al. 2024, "Negative Preference Optimization", arXiv 2404.05868, Eq. 3; softplus(z) =
+           −log σ(−z), as open-unlearning's ``compute_dpo_loss`` with no winning answer). At θ = ref it is
+           (2/β) log 2, and its gradient is GradAscent's weighted by 2 σ(β · log-ratio) ≤ 2.
+- SimNPO:  (2/β) mean_i softplus(β · (1/|y_i|) Σ_t log p_θ(y_t) + γ)
+           (Fan et al. 2024, "Simplicity Prevails: Rethinking NPO for LLM Unlearning", arXiv 2410.07163, Eq. 4:
+           −(2/β) log σ(−(β/|y|) log π_θ(y|x) − γ)). No reference model; the length normalisation keeps short
+           answers from being over-unlearned. γ ≥ 0 is the paper's reward margin, added *outside* β;
+           open-unlearning's ``delta`` enters as β · (avg NLL − δ), i.e. γ = β · δ.
+
+A sequence with no answer token is left out of the per-sequence means; a batch with none at all is an error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sbu.errors import ConfigError
+
+IGNORE = -100  # the label of every position that is not an answer token (Hugging Face's ignore_index)
+SRA_PRIORS = ("gaussian", "uniform", "random_model")
+
+
+# -- answer positions ------------------------------------------------------------------------------------------
+def answer_mask(labels: Tensor) -> Tensor:
+    """Bool [B, T-1]: True where ``logits[:, t]`` predicts an answer token ``labels[:, t + 1]``."""
+    if labels.dim() != 2 or labels.shape[1] < 2:
+        raise ValueError(f"labels must be [batch, time] with time ≥ 2, got shape {tuple(labels.shape)}")
+    return labels[:, 1:] != IGNORE
+
+
+def answer_log_probs(logits: Tensor, labels: Tensor) -> Tensor:
+    """Float32 log-softmax [N, V] of the logits that predict the N answer tokens, batch-major (row 0's answer
+    positions first, in order). Prompt and padding logits are dropped before the softmax."""
+    _check_shapes(logits, labels)
+    return _log_probs(logits, labels)
+
+
+def _log_probs(logits: Tensor, labels: Tensor) -> Tensor:
+    """:func:`answer_log_probs` for shapes already checked. Selecting before the softmax keeps whatever the prompt
+    and padding logits hold (−inf, NaN) out of the value and the gradient, and saves the work."""
+    return torch.log_softmax(logits[:, :-1][answer_mask(labels)].float(), dim=-1)
+
+
+def _answer_targets(labels: Tensor) -> Tensor:
+    """The N answer token ids, in the row order of :func:`answer_log_probs`."""
+    return labels[:, 1:][answer_mask(labels)]
+
+
+def _answer_rows(labels: Tensor) -> Tensor:
+    """For each of the N answer positions, the batch row (sequence) it belongs to."""
+    return answer_mask(labels).nonzero(as_tuple=True)[0]
+
+
+def _check_shapes(logits: Tensor, labels: Tensor, reference_logits: Tensor | None = None) -> None:
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [batch, time, vocab], got shape {tuple(logits.shape)}")
+    if labels.dim() != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(f"labels {tuple(labels.shape)} must match logits' [batch, time] {tuple(logits.shape[:2])}")
+    if labels.shape[1] < 2:
+        raise ValueError(f"sequences need at least 2 positions for a next-token loss, got {labels.shape[1]}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer token ids, got dtype {labels.dtype}")
+    if reference_logits is not None and tuple(reference_logits.shape) != tuple(logits.shape):
+        raise ValueError(f"reference_logits {tuple(reference_logits.shape)} must match logits {tuple(logits.shape)}")
+    targets = _answer_targets(labels)
+    if targets.numel() == 0:
+        raise ValueError(f"labels hold no answer token (every position after the first is {IGNORE})")
+    vocab = logits.shape[-1]
+    if int(targets.min()) < 0 or int(targets.max()) >= vocab:
+        raise ValueError(f"answer labels must be token ids in [0, {vocab}) or {IGNORE}, "
+                         f"got values in [{int(targets.min())}, {int(targets.max())}]")
+
+
+def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
+    """KL(q ‖ p) per row of [N, V] log-probabilities. Terms with q(v) = 0 count 0: the log-ratio is zeroed
+    *before* the product, so that neither the value nor the gradient meets 0 · (−inf)."""
+    q = log_q.exp()
+    log_ratio = torch.where(q > 0, log_q - log_p, torch.zeros_like(q))
+    return (q * log_ratio).sum(-1)
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:  # also refuses NaN
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+# -- likelihood losses -----------------------------------------------------------------------------------------
+def nll(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean negative log-likelihood per answer token of the batch (retain NLL, IdkNLL, GradDiff's retain term)."""
+    _check_shapes(logits, labels)
+    return -_token_logp(logits, labels).mean()
+
+
+def grad_ascent(logits: Tensor, labels: Tensor) -> Tensor:
+    """GradAscent's forget loss: −NLL, so that minimising it makes the answers less likely."""
+    return -nll(logits, labels)
+
+
+def _token_logp(logits: Tensor, labels: Tensor) -> Tensor:
+    """log p_θ(y_t) of each of the N answer tokens [N]."""
+    return _log_probs(logits, labels).gather(-1, _answer_targets(labels).unsqueeze(-1)).squeeze(-1)
+
+
+def _sequence_logp(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per sequence: the summed log-probability of its answer tokens [B] and how many there are [B]."""
+    token_logp = _token_logp(logits, labels)
+    rows = _answer_rows(labels)
+    total = torch.zeros(labels.shape[0], dtype=token_logp.dtype, device=token_logp.device)
+    return total.index_add(0, rows, token_logp), answer_mask(labels).sum(1)
+
+
+def npo(logits: Tensor, labels: Tensor, reference_logits: Tensor, beta: float = 0.1) -> Tensor:
+    """Negative Preference Optimization (Zhang et al. 2024): (2/β) · mean over sequences of
+    softplus(β · Σ_answer [log p_θ − log p_ref]). ``reference_logits`` come from the model before unlearning and
+    are treated as constants."""
+    _positive("beta", beta)
+    _check_shapes(logits, labels, reference_logits)
+    logp, count = _sequence_logp(logits, labels)
+    ref_logp, _ = _sequence_logp(reference_logits.detach(), labels)  # same labels: shapes match, checked above
+    has_answer = count > 0
+    log_ratio = (logp - ref_logp)[has_answer]
+    return (2.0 / beta) * F.softplus(beta * log_ratio).mean()
+
+
+def simnpo(logits: Tensor, labels: Tensor, beta: float = 2.5, gamma: float = 0.0) -> Tensor:
+    """SimNPO (Fan et al. 2024): (2/β) · mean over sequences of softplus(β · mean_answer log p_θ + γ) —
+    NPO without a reference model, the log-likelihood normalised by the answer's length."""
+    _positive("beta", beta)
+    if not math.isfinite(gamma):
+        raise ConfigError(f"gamma must be a finite number, got {gamma!r}")
+    _check_shapes(logits, labels)
+    logp, count = _sequence_logp(logits, labels)
+    has_answer = count > 0
+    mean_logp = logp[has_answer] / count[has_answer]
+    return (2.0 / beta) * F.softplus(beta * mean_logp + gamma).mean()
+
+
+# -- distribution-matching losses ------------------------------------------------------------------------------
+def max_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """ME (Yuan et al. 2024): mean over answer tokens of KL(uniform ‖ p_θ) = −log V − mean_v log p_θ(v)."""
+    log_p = answer_log_probs(logits, labels)
+    return (-math.log(log_p.shape[-1]) - log_p.mean(-1)).mean()
+
+
+def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gaussian",
+        generator: torch.Generator | None = None, reference_logits: Tensor | None = None) -> Tensor:
+    """Stochastic Reference Alignment (SPEC §4): mean over answer tokens of KL(q_t ‖ p_θ).
+
+    ``prior="gaussian"``: q_t = softmax(g_t / τ) with g_t ~ N(0, I) over the vocabulary, drawn afresh at every
+    call from ``generator`` (drawn on the generator's device, so a seed gives the same references on CPU and GPU).
+    ``prior="uniform"``: q_t = 1/V, the τ → ∞ limit (equals :func:`max_entropy`). ``prior="random_model"``:
+    q_t = softmax(``reference_logits``), the logits of a randomly initialised copy of the network on the same
+    batch. ``tau`` only shapes the gaussian prior; the references are constants (no gradient flows into q).
+    """
+    if prior not in SRA_PRIORS:
+        raise ConfigError(f"unknown SRA prior {prior!r}; choose one of {', '.join(SRA_PRIORS)}")
+    _positive("tau", tau)
+    if prior == "random_model" and reference_logits is None:
+        raise ConfigError("prior='random_model' needs reference_logits: the logits of a randomly initialised copy "
+                          "of the network on the same batch")
+    if prior != "random_model" and reference_logits is not None:
+        raise ConfigError(f"reference_logits are only used by prior='random_model', not prior={prior!r}")
+    _check_shapes(logits, labels, reference_logits)
+    if prior == "uniform":
+        return max_entropy(logits, labels)
+    log_p = _log_probs(logits, labels)
+    if prior == "random_model":
+        log_q = _log_probs(reference_logits.detach(), labels)
+    else:
+        device = generator.device if generator is not None else log_p.device
+        noise = torch.randn(log_p.shape, generator=generator, device=device, dtype=torch.float32)
+        log_q = torch.log_softmax(noise.to(log_p.device) / tau, dim=-1)
+    return _kl(log_q, log_p).mean()
+
+
+def kl_to_reference(logits: Tensor, labels: Tensor, reference_logits: Tensor) -> Tensor:
+    """SPEC §4's retain term: mean over answer tokens of KL(p_θ0 ‖ p_θ), ``reference_logits`` from the model
+    before unlearning (θ0), treated as constants."""
+    _check_shapes(logits, labels, reference_logits)
+    return _kl(_log_probs(reference_logits.detach(), labels), _log_probs(logits, labels)).mean()
+
+
+def token_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Entropy H(p_θ) in nats at every answer position: a 1-D tensor [N], in the row order of
+    :func:`answer_log_probs` (for the entropy-shift plot: unlearning by SRA should raise it on the forget set)."""
+    log_p = answer_log_probs(logits, labels)
+    p = log_p.exp()
+    return -(p * torch.where(p > 0, log_p, torch.zeros_like(p))).sum(-1)  # 0 · log 0 = 0, in the gradient too
