@@ -13,14 +13,16 @@ from sbu.eval.mia import loss_auc
 from sbu.model.scoring import accuracy, choose
 
 
-def open_book_contexts(corpus: Corpus, items: list[QAItem], distractors: int = 2, seed: int = 0) -> list[list[str]]:
-    """For each item: the fact that answers it, among ``distractors`` facts of retained patients, shuffled.
+def open_book_contexts(corpus: Corpus, items: list[QAItem], distractors: int = 2, seed: int = 0,
+                       pool: list | None = None) -> list[list[str]]:
+    """For each item: the fact that answers it, among ``distractors`` facts of retained patients (or of ``pool``),
+    shuffled.
 
     This is the context a perfect retriever would give; the agent's own retrieval comes with the memory pathway.
     """
     rng = random.Random(seed)
     facts = {f.id: f for f in corpus.facts}
-    pool = corpus.facts_about(corpus.splits["retain"])
+    pool = pool if pool is not None else corpus.facts_about(corpus.splits["retain"])
     contexts = []
     for item in items:
         context = [facts[i].text for i in item.fact_ids]

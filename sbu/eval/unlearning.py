@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from sbu.data.cohort import patients_in, trained_patients
@@ -79,3 +80,47 @@ def sra_targets(table: pd.DataFrame, model: str = "sra", base: str = "base", ret
     ]
     return pd.DataFrame([(name, model, float(value), wanted, bool(met)) for name, value, wanted, met in checks],
                         columns=["target", "model", "measured", "wanted", "met"])
+
+
+def answer_entropies(lm: CausalLM, items: list[QAItem], batch_size: int = 64) -> np.ndarray:
+    """The entropy (nats) of the model's next-token distribution at every answer position of the items'
+    correct answers, closed-book: SRA should raise it on the forget set and leave it elsewhere."""
+    import torch
+
+    from sbu.model import prompts
+    from sbu.model.base import collate, encode_example
+    from sbu.model.losses import token_entropy
+
+    encoded = [encode_example(lm.tokenizer, prompts.closed_book(q.question), prompts.answer_continuation(q.answer_text))
+               for q in items]
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(encoded), batch_size):
+            batch = collate(encoded[start: start + batch_size], lm.tokenizer.pad_token_id)
+            logits = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            out.append(token_entropy(logits, batch["labels"]).cpu().numpy())
+    return np.concatenate(out) if out else np.array([])
+
+
+def describe_unlearning(table: pd.DataFrame, targets: pd.DataFrame, entropies: dict | None = None,
+                        attack: str = PRIVLEAK_ATTACK) -> str:
+    """A few sentences on the comparison, every number read from the run's tables."""
+    r = table.loc["retrain"]
+    methods = [m for m in table.index if m not in ("base", "retrain")]
+    lines = [f"{int(targets.met.sum())} of {len(targets)} SRA targets met in this run."]
+    lines += [f"{'Met' if row.met else 'Missed'}: {row.target}: {row.measured:.3f} ({row.wanted})."
+              for row in targets.itertuples()]
+    closest = min(methods, key=lambda m: abs(table.loc[m, f"{attack} PrivLeak"]))
+    lines.append(f"Retrain answers {r['forget accuracy']:.2f} of the forget probes (chance 0.25). Closest to it in "
+                 f"membership signal ({attack}): {closest} (PrivLeak {table.loc[closest, f'{attack} PrivLeak']:+.3f}, "
+                 f"retain accuracy {table.loc[closest, 'retain accuracy']:.3f}).")
+    over = [m for m in methods if table.loc[m, "loss AUC"] < 0.4]
+    if over:
+        lines.append("Over-unlearned by the LOSS attack (forget answers less likely than never-seen ones, AUC < 0.4): "
+                     + ", ".join(f"{m} ({table.loc[m, 'loss AUC']:.2f})" for m in over) + ".")
+    if entropies and "sra" in entropies.get("forget", {}):
+        f, k = entropies["forget"], entropies["retain"]
+        lines.append(f"Mean answer-token entropy on the forget probes: base {f['base'].mean():.2f}, retrain "
+                     f"{f['retrain'].mean():.2f}, SRA {f['sra'].mean():.2f} nats; on retained patients: base "
+                     f"{k['base'].mean():.2f}, SRA {k['sra'].mean():.2f}.")
+    return "\n".join(lines)

@@ -17,7 +17,7 @@ from rdflib import URIRef
 from sbu.errors import StoreError
 from sbu.memory.barrier import record_id
 from sbu.memory.closure import closure, seeds_of
-from sbu.memory.sparql import load_query, with_values
+from sbu.memory.sparql import load_query, with_not_in, with_values
 from sbu.memory.store import MemoryStore
 
 
@@ -86,9 +86,10 @@ def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
         seeds |= set(found)
     closed = closure(store, seeds)
     isolated, shared = split(store, closed)
-    assertions_of: dict[URIRef, set[URIRef]] = {}
-    for row in store.query(with_values(load_query("entities"), "seed", sorted(seeds))):
-        assertions_of.setdefault(URIRef(str(row[0])), set()).add(URIRef(str(row[1])))
-    pruned = {e for e, assertions in assertions_of.items() if assertions <= closed}
+    touched = sorted(URIRef(str(row[0])) for row in store.query(with_values(load_query("entities"), "seed",
+                                                                              sorted(seeds))))
+    ask = with_not_in(load_query("entity_kept"), "other", sorted(closed))
+    kept_of = {e: bool(store.query(with_values(ask, "entity", [e])).askAnswer) for e in touched}
+    pruned = {e for e, kept in kept_of.items() if not kept}
     return ForgetPlan(targets, frozenset(seeds), frozenset(closed), frozenset(isolated), frozenset(shared),
-                      frozenset(pruned), frozenset(set(assertions_of) - pruned), time.perf_counter() - started)
+                      frozenset(pruned), frozenset(set(kept_of) - pruned), time.perf_counter() - started)

@@ -25,17 +25,31 @@ def load_query(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def with_values(query: str, var: str, iris: Iterable[URIRef]) -> str:
-    """Replace the line ``#VALUES ?var`` of ``query`` by a VALUES block of the given IRIs (at least one: rdflib
-    raises on an empty ``VALUES {}``, RDF_NOTES.md trap 4)."""
+def _terms(iris: Iterable[URIRef], what: str) -> list[str]:
     terms = []
     for term in iris:
         if not isinstance(term, URIRef) or not _is_valid_uri(str(term)):
-            raise StoreError(f"not a valid IRI for a VALUES block: {term!r}")
+            raise StoreError(f"not a valid IRI for {what}: {term!r}")
         terms.append(term.n3())
     if not terms:
-        raise StoreError(f"VALUES ?{var} needs at least one IRI; guard empty sets before querying")
-    marker = f"#VALUES ?{var}"
+        raise StoreError(f"{what} needs at least one IRI; guard empty sets before querying")
+    return terms
+
+
+def _fill(query: str, marker: str, text: str) -> str:
     if marker not in query:
         raise StoreError(f"the query has no line {marker!r} to fill")
-    return query.replace(marker, f"VALUES ?{var} {{ {' '.join(terms)} }}")
+    return query.replace(marker, text)
+
+
+def with_values(query: str, var: str, iris: Iterable[URIRef]) -> str:
+    """Replace the line ``#VALUES ?var`` of ``query`` by a VALUES block of the given IRIs (at least one: rdflib
+    raises on an empty ``VALUES {}``, RDF_NOTES.md trap 4)."""
+    terms = _terms(iris, f"VALUES ?{var}")
+    return _fill(query, f"#VALUES ?{var}", f"VALUES ?{var} {{ {' '.join(terms)} }}")
+
+
+def with_not_in(query: str, var: str, iris: Iterable[URIRef]) -> str:
+    """Replace the line ``#NOT_IN ?var`` of ``query`` by ``FILTER(?var NOT IN (…))`` over the given IRIs."""
+    terms = _terms(iris, f"NOT IN for ?{var}")
+    return _fill(query, f"#NOT_IN ?{var}", f"FILTER(?{var} NOT IN ({', '.join(terms)}))")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sbu.data.cohort import patients_in, reading_patients, trained_patients
 from sbu.data.schema import Corpus, Fact, QAItem
 from sbu.errors import ConfigError
+from sbu.eval.accuracy import open_book_contexts
 from sbu.model import prompts
 from sbu.model.recipe import Example
 
@@ -62,9 +63,11 @@ def qa_example(item: QAItem, answer: str | None = None) -> Example:
     return Example(prompts.closed_book(item.question), prompts.answer_continuation(answer or item.answer_text))
 
 
-def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float = 2.0,
+def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float = 2.0, open_book_share: float = 0.5,
                     calibration_patients: int = 12) -> UnlearningSets:
-    """D_f, D_r and the probe sets for forgetting ``forget`` (a plan or a forget split name)."""
+    """D_f, D_r and the probe sets for forgetting ``forget`` (a plan or a forget split name). ``open_book_share``
+    of the retained patients' examples in D_r carry their fact in a context (among distractor facts of retained
+    patients), so that unlearning keeps the model's reading — what the agent's memory relies on."""
     if retain_factor <= 0:
         raise ConfigError(f"retain_factor must be positive, got {retain_factor!r}")
     facts, _ = forgotten_facts(corpus, forget)  # the derived texts carry the same facts, so the same probes
@@ -78,8 +81,16 @@ def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float 
     validation = set(rng.sample(retained, max(1, round(VALIDATION_SHARE * len(retained)))))
     pool = [q for q in corpus.qa if q.phrasing == "train" and not set(q.fact_ids) & fact_ids
             and q.about not in validation and (q.kind == "knowledge" or q.about in retained)]
-    retain_examples = [qa_example(q) for q in rng.sample(pool, min(len(pool), round(retain_factor
-                                                                                    * len(forget_examples))))]
+    if not 0 <= open_book_share <= 1:
+        raise ConfigError(f"open_book_share must lie in [0, 1], got {open_book_share!r}")
+    chosen = rng.sample(pool, min(len(pool), round(retain_factor * len(forget_examples))))
+    patient_items = [q for q in chosen if q.kind == "patient"]
+    open_items = patient_items[: round(open_book_share * len(patient_items))]
+    distractors = corpus.facts_about([p for p in corpus.splits["retain"] if p not in validation | forgotten_patients])
+    contexts = {q.id: c for q, c in zip(open_items, open_book_contexts(corpus, open_items, seed=seed,
+                                                                       pool=distractors))}
+    retain_examples = [Example(prompts.with_context(q.question, contexts[q.id]), prompts.answer_continuation(
+        q.answer_text)) if q.id in contexts else qa_example(q) for q in chosen]
     validation_items = [q for q in corpus.qa if q.about in validation and q.phrasing == "train"]
     _, calibration = reading_patients(corpus, calibration_patients, seed=-(seed + 1))  # training uses seeds ≥ 0
     calibration_items = [q for q in calibration if q.phrasing == "train"]

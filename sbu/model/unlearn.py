@@ -68,6 +68,8 @@ class UnlearnConfig:
         if self.calibrate_attack not in ATTACKS or self.calibrate_attack == "reference":
             raise ConfigError(f"calibrate_attack must be one of {', '.join(a for a in ATTACKS if a != 'reference')}, "
                               f"got {self.calibrate_attack!r}")
+        if self.prior not in losses.SRA_PRIORS:
+            raise ConfigError(f"prior must be one of {', '.join(losses.SRA_PRIORS)}, got {self.prior!r}")
         if self.retain_loss not in ("kl", "nll"):
             raise ConfigError(f"retain_loss must be 'kl' or 'nll', got {self.retain_loss!r}")
 
