@@ -37,20 +37,25 @@ IDK_ANSWERS = ("I don't know.", "I have no idea.", "I cannot say.", "That is not
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    steps: int = 60  # the budget: optimizer steps, the same for every method
+    """Hyper-parameters of one unlearning run. The defaults were chosen for SRA on the smoke cohort (forget05),
+    reading the validation split of retained patients and the forget probes, never the test sets. Measured here,
+    SRA with retain weight 1 kept 0.91 of retained patients and over-unlearned (LOSS AUC 0.10); weight 5 for 100
+    steps kept 0.95 of the validation patients and brought forget accuracy to the retrain model's 0.36."""
+
+    steps: int = 100  # the budget: optimizer steps, the same for every method
     batch_size: int = 16
     lr: float = 2e-3
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("c_attn", "c_proj", "c_fc")  # GPT-2's attention and MLP projections
-    alpha: float = 1.0  # weight of the retain term
+    alpha: float = 5.0  # weight of the retain term
     retain_loss: str = "kl"  # "kl": KL(p_θ0 ‖ p_θ) on D_r; "nll": NLL on D_r (SRA only; baselines use their own)
     tau: float = 1.0  # SRA: temperature of the Gaussian reference (large τ → uniform)
     prior: str = "gaussian"  # SRA: "gaussian", "uniform" or "random_model"
     beta: float = 0.1  # NPO's β (SimNPO uses simnpo_beta)
     simnpo_beta: float = 2.5
     simnpo_gamma: float = 0.0
-    calibrate_every: int = 10  # steps between calibration checks (when a calibration set is given)
+    calibrate_every: int = 5  # steps between calibration checks (when a calibration set is given)
     calibrate_attack: str = "min_k_plus_plus"  # the membership signal the calibration stop reads (sbu.eval.mia)
     seed: int = 0
 
@@ -275,8 +280,8 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad()
-        record = {"step": step_no, "loss": float(loss), "forget_term": float(forget_term),
-                  "retain_term": None if retain_term is None else float(retain_term),
+        record = {"step": step_no, "loss": loss.item(), "forget_term": forget_term.item(),
+                  "retain_term": None if retain_term is None else retain_term.item(),
                   "seconds": time.perf_counter() - started}
         if calibration is not None and (step_no % config.calibrate_every == 0 or step_no == config.steps):
             record["calibration_auc"] = calibration_auc(model, tokenizer, *calibration, attack=config.calibrate_attack)
