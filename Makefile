@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: setup run test lab clean-results
+.PHONY: setup run test lab bench clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check sbu tests benchmarks
 	$(BIN)/python -m pytest -q --nbval-lax
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/memory_forget.py
+	$(BIN)/python benchmarks/parameter_cost.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -1,0 +1,119 @@
+"""Parameter pathway cost: SRA's wall time and memory as a ratio to retraining from scratch, side by side in one run
+(issue 4 §6: target ≤ 10 %).
+
+Each phase runs in its own fresh process (spawned one after the other, never at the same time), so that neither
+inherits the other's allocations:
+
+- ``sra``: load the base model (from the cache; training it is not SRA's cost), build the forget and retain sets,
+  then time ``sbu.model.unlearn.unlearn(..., "sra")`` with the default budget;
+- ``retrain``: train the retrain gold standard from scratch (``trained_model(..., exclude=forget_split)`` into an
+  empty cache folder, so it really trains).
+
+Memory is the resident set size sampled every 10 ms while the phase runs: its peak, and its peak *increase* over
+the moment the phase started (torch and the data are loaded by then in both phases, so the increase is what the
+method itself needs). Run from the repository root:
+
+    .venv/bin/python benchmarks/parameter_cost.py                 # smoke profile, forget05
+    .venv/bin/python benchmarks/parameter_cost.py --profile paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+TARGET = 0.10  # SRA cost / retrain cost
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """Peak resident memory of this process while a block runs, sampled every ``every`` seconds."""
+
+    def __init__(self, every: float = 0.01):
+        self.every, self.peak, self._stop = every, 0.0, threading.Event()
+
+    def __enter__(self):
+        self.start = self.peak = _rss_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def _phase(name: str, profile: str, seed: int, queue) -> None:
+    from sbu.experiment import Experiment
+    from sbu.model.base import trained_model
+    from sbu.model.forget_sets import unlearning_sets
+    from sbu.model.unlearn import unlearn
+
+    exp = Experiment.from_params(profile=profile, seed=seed, out_dir=tempfile.mkdtemp(prefix="sbu-cost-"))
+    corpus, config = exp.corpus, exp.config
+    if name == "sra":
+        base = exp.base_model()
+        sets = unlearning_sets(corpus, config.forget_split, seed=seed)
+        with RssSampler() as rss:
+            started = time.perf_counter()
+            unlearn(base, sets.forget, sets.retain, "sra", seed=seed, progress=False)
+            seconds = time.perf_counter() - started
+    else:
+        with tempfile.TemporaryDirectory(prefix="sbu-retrain-") as cache, RssSampler() as rss:
+            started = time.perf_counter()
+            trained_model(corpus, config.model, config.train, exclude=config.forget_split, progress=False,
+                          cache=Path(cache))
+            seconds = time.perf_counter() - started
+    queue.put({"phase": name, "seconds": seconds, "peak_rss_mb": rss.peak, "rss_increase_mb": rss.peak - rss.start})
+
+
+def run(profile: str, seed: int) -> list[dict]:
+    context = mp.get_context("spawn")
+    results = []
+    for name in ("sra", "retrain"):
+        queue = context.Queue()
+        process = context.Process(target=_phase, args=(name, profile, seed, queue))
+        process.start()
+        results.append(queue.get())
+        process.join()
+        if process.exitcode:
+            raise SystemExit(f"the {name} phase failed (exit code {process.exitcode})")
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    import pandas as pd
+
+    print(f"Machine: cpus {os.cpu_count()}, python {platform.python_version()}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; profile {args.profile}, seed {args.seed}")
+    table = pd.DataFrame(run(args.profile, args.seed)).set_index("phase")
+    print(table.round(2).to_string())
+    sra, retrain = table.loc["sra"], table.loc["retrain"]
+    for column, label in (("seconds", "wall time"), ("peak_rss_mb", "peak memory (RSS)"),
+                          ("rss_increase_mb", "memory increase during the phase")):
+        ratio = sra[column] / retrain[column]
+        print(f"  {'✔' if ratio <= TARGET else '✘'} SRA / retrain, {label}: {ratio:.3f} (target ≤ {TARGET:.2f})")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
