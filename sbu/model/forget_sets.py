@@ -63,7 +63,7 @@ def qa_example(item: QAItem, answer: str | None = None) -> Example:
     return Example(prompts.closed_book(item.question), prompts.answer_continuation(answer or item.answer_text))
 
 
-def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float = 2.0, open_book_share: float = 0.5,
+def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float = 4.0, open_book_share: float = 0.5,
                     calibration_patients: int = 12) -> UnlearningSets:
     """D_f, D_r and the probe sets for forgetting ``forget`` (a plan or a forget split name). ``open_book_share``
     of the retained patients' examples in D_r carry their fact in a context (among distractor facts of retained

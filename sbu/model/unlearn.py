@@ -37,12 +37,14 @@ IDK_ANSWERS = ("I don't know.", "I have no idea.", "I cannot say.", "That is not
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    """Hyper-parameters of one unlearning run. The defaults were chosen for SRA on the smoke cohort (forget05),
-    reading the validation split of retained patients and the forget probes, never the test sets. Measured here,
-    SRA with retain weight 1 kept 0.91 of retained patients and over-unlearned (LOSS AUC 0.10); weight 5 for 100
-    steps kept 0.95 of the validation patients and brought forget accuracy to the retrain model's 0.36."""
+    """Hyper-parameters of one unlearning run. The defaults were chosen for SRA on the smoke cohort (forget05) from
+    data that is not test data: accuracy on the validation patients (kept out of D_r) and the Min-K%++ AUC of the
+    forget probes against the calibration patients (never seen by any model), closest to 0.5. Measured here, with
+    D_r four times D_f: 100, 150, 200 steps at lr 2e-3 and 300 at 1e-3 all kept 0.984 of the validation patients;
+    their calibration AUCs were 0.65, 0.67, 0.61 and 0.69, so 200 steps. Retain weight 1 (instead of 5) kept only
+    0.91 of retained patients; D_r twice D_f (instead of four times) 0.94."""
 
-    steps: int = 100  # the budget: optimizer steps, the same for every method
+    steps: int = 200  # the budget: optimizer steps, the same for every method
     batch_size: int = 16
     lr: float = 2e-3
     lora_rank: int = 8
