@@ -10,8 +10,9 @@ inherits the other's allocations:
   empty cache folder, so it really trains).
 
 Memory is the resident set size sampled every 10 ms while the phase runs: its peak, and its peak *increase* over
-the moment the phase started (torch and the data are loaded by then in both phases, so the increase is what the
-method itself needs). Run from the repository root:
+the moment the phase started (torch, transformers, peft, accelerate and the data are loaded by then in both
+phases, so the increase is what the method itself needs; the process's peak also counts the ~440 MB runtime both
+share, which alone is over 10 % of retraining's peak). Run from the repository root:
 
     .venv/bin/python benchmarks/parameter_cost.py                 # smoke profile, forget05
     .venv/bin/python benchmarks/parameter_cost.py --profile paper
@@ -59,6 +60,10 @@ class RssSampler:
 
 
 def _phase(name: str, profile: str, seed: int, queue) -> None:
+    import accelerate  # noqa: F401 — the libraries both phases use are loaded before measuring, like torch
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
+
     from sbu.experiment import Experiment
     from sbu.model.base import trained_model
     from sbu.model.forget_sets import unlearning_sets
