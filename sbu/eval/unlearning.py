@@ -22,7 +22,7 @@ from sbu.eval.accuracy import open_book_contexts
 from sbu.eval.mia import attack_aucs, forget_quality, privleak
 from sbu.model.base import CausalLM
 from sbu.model.forget_sets import UnlearningSets
-from sbu.model.scoring import accuracy
+from sbu.model.scoring import accuracy, answer_token_stats
 
 PRIVLEAK_ATTACK = "min_k_plus_plus"  # PrivLeak is reported for every attack; the target reads this one
 
@@ -84,22 +84,13 @@ def sra_targets(table: pd.DataFrame, model: str = "sra", base: str = "base", ret
 
 def answer_entropies(lm: CausalLM, items: list[QAItem], batch_size: int = 64) -> np.ndarray:
     """The entropy (nats) of the model's next-token distribution at every answer position of the items'
-    correct answers, closed-book: SRA should raise it on the forget set and leave it elsewhere."""
-    import torch
-
+    correct answers, closed-book: SRA should raise it on the forget set and leave it elsewhere. It is −μ of
+    Min-K%++'s normalisers (:func:`sbu.model.scoring.answer_token_stats`)."""
     from sbu.model import prompts
-    from sbu.model.base import collate, encode_example
-    from sbu.model.losses import token_entropy
 
-    encoded = [encode_example(lm.tokenizer, prompts.closed_book(q.question), prompts.answer_continuation(q.answer_text))
-               for q in items]
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(encoded), batch_size):
-            batch = collate(encoded[start: start + batch_size], lm.tokenizer.pad_token_id)
-            logits = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            out.append(token_entropy(logits, batch["labels"]).cpu().numpy())
-    return np.concatenate(out) if out else np.array([])
+    stats = answer_token_stats(lm.model, lm.tokenizer, [prompts.closed_book(q.question) for q in items],
+                               [prompts.answer_continuation(q.answer_text) for q in items], batch_size)
+    return np.concatenate([-s.mu for s in stats]) if stats else np.array([])
 
 
 def describe_unlearning(table: pd.DataFrame, targets: pd.DataFrame, entropies: dict | None = None,

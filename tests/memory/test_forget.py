@@ -9,6 +9,7 @@ import pytest
 from rdflib import URIRef
 
 from sbu.memory.barrier import Barrier
+from sbu.memory.closure import seeds_of
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
 from sbu.memory.sparql import load_query, with_values
@@ -116,14 +117,8 @@ def test_no_plaintext_left_in_the_on_disk_store_folder(tmp_path, tiny_corpus):
     files = [p for p in (tmp_path / "memory").rglob("*") if p.is_file()]
     assert files and not [(p.name, s) for p in files for s in strings if s in p.read_bytes()]
     other = tiny_corpus.splits["retain"][0]
-    assert seeds_left(store, other), "compaction keeps what was retained"
+    assert seeds_of(store, other), "compaction keeps what was retained"
     store.close()
-
-
-def seeds_left(store, entity):
-    from sbu.memory.closure import seeds_of
-
-    return seeds_of(store, entity)
 
 
 def test_the_barrier_survives_a_reopen_and_refuses_the_forgotten(tmp_path, tiny_corpus):
