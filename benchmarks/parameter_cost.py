@@ -59,7 +59,7 @@ class RssSampler:
         self.peak = max(self.peak, _rss_mb())
 
 
-def _phase(name: str, profile: str, seed: int, queue) -> None:
+def _phase(name: str, profile: str, seed: int, queue, sra_hparams: dict | None = None) -> None:
     import accelerate  # noqa: F401 — the libraries both phases use are loaded before measuring, like torch
     import peft  # noqa: F401
     import transformers  # noqa: F401
@@ -76,7 +76,7 @@ def _phase(name: str, profile: str, seed: int, queue) -> None:
         sets = unlearning_sets(corpus, config.forget_split, seed=seed)
         with RssSampler() as rss:
             started = time.perf_counter()
-            unlearn(base, sets.forget, sets.retain, "sra", seed=seed, progress=False)
+            unlearn(base, sets.forget, sets.retain, "sra", seed=seed, progress=False, **(sra_hparams or {}))
             seconds = time.perf_counter() - started
     else:
         with tempfile.TemporaryDirectory(prefix="sbu-retrain-") as cache, RssSampler() as rss:
@@ -87,12 +87,12 @@ def _phase(name: str, profile: str, seed: int, queue) -> None:
     queue.put({"phase": name, "seconds": seconds, "peak_rss_mb": rss.peak, "rss_increase_mb": rss.peak - rss.start})
 
 
-def run(profile: str, seed: int) -> list[dict]:
+def run(profile: str, seed: int, sra_hparams: dict | None = None) -> list[dict]:
     context = mp.get_context("spawn")
     results = []
     for name in ("sra", "retrain"):
         queue = context.Queue()
-        process = context.Process(target=_phase, args=(name, profile, seed, queue))
+        process = context.Process(target=_phase, args=(name, profile, seed, queue, sra_hparams))
         process.start()
         results.append(queue.get())
         process.join()
@@ -105,12 +105,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sra-batch-size", type=int, help="SRA's batch size (default: UnlearnConfig's); smaller "
+                        "batches show how much of SRA's memory is activations")
     args = parser.parse_args(argv)
+    sra_hparams = {"batch_size": args.sra_batch_size} if args.sra_batch_size else {}
     import pandas as pd
 
     print(f"Machine: cpus {os.cpu_count()}, python {platform.python_version()}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; profile {args.profile}, seed {args.seed}")
-    table = pd.DataFrame(run(args.profile, args.seed)).set_index("phase")
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; profile {args.profile}, seed {args.seed}, "
+          f"SRA {sra_hparams or 'defaults'}")
+    table = pd.DataFrame(run(args.profile, args.seed, sra_hparams)).set_index("phase")
     print(table.round(2).to_string())
     sra, retrain = table.loc["sra"], table.loc["retrain"]
     for column, label in (("seconds", "wall time"), ("peak_rss_mb", "peak memory (RSS)"),

@@ -102,3 +102,26 @@ def test_retain_and_calibration_sets_hold_no_forgotten_holdout_or_validation_pat
         assert not any(name in example.prompt for name in names), example.prompt
     assert not {q.about for q in sets.calibration_items} & {e.id for e in tiny_corpus.entities}
     assert any("Context:" in x.prompt for x in sets.retain), "part of D_r keeps reading"
+
+
+def test_cached_reference_logits_equal_a_forward_pass_of_theta0_at_every_answer_position(tiny_lm, sets):
+    from peft import LoraConfig, get_peft_model
+
+    from sbu.model.base import collate, encode_example
+    from sbu.model.losses import answer_mask
+    from sbu.model.unlearn import References
+
+    tokenizer = tiny_lm.tokenizer
+    encoded = [encode_example(tokenizer, x.prompt, x.target) for x in sets.retain[:12]]
+    lora = LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True, init_lora_weights=False)
+    model = get_peft_model(__import__("copy").deepcopy(tiny_lm.model), lora)  # a non-zero adapter: θ ≠ θ0
+    references = References(model, {"retain": encoded}, tokenizer.pad_token_id, batch_size=5)
+    chosen = [7, 2, 11, 0]
+    batch = {**collate([encoded[i] for i in chosen], tokenizer.pad_token_id), "index": torch.tensor(chosen)}
+    cached = references.logits("retain", batch)
+    with torch.no_grad():
+        theta0 = tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        adapted = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = answer_mask(batch["labels"])
+    assert torch.allclose(cached[:, :-1][mask], theta0[:, :-1][mask], atol=1e-5)
+    assert not torch.allclose(cached[:, :-1][mask], adapted[:, :-1][mask], atol=1e-3)  # the check can fail

@@ -113,6 +113,17 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def random_batches(encoded: list, batch_size: int, pad_id: int, generator: torch.Generator):
+    """Endless random batches (a fresh permutation per pass, full batches only); ``index`` holds each row's
+    position in ``encoded``."""
+    size = min(batch_size, len(encoded))
+    while True:
+        order = torch.randperm(len(encoded), generator=generator).tolist()
+        for start in range(0, len(order) - size + 1, size):  # the rest waits for the next pass
+            chosen = order[start: start + size]
+            yield {**collate([encoded[i] for i in chosen], pad_id), "index": torch.tensor(chosen)}
+
+
 class LengthGroupedBatches(torch.utils.data.Sampler):
     """Random batches of similar lengths, so that little compute goes to padding (sentences are ~15 tokens,
     open-book prompts ~80). Each epoch: shuffle, sort within windows of 50 batches, cut, shuffle the batches."""

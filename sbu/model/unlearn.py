@@ -29,7 +29,7 @@ import torch
 
 from sbu.errors import ConfigError
 from sbu.model import losses
-from sbu.model.base import CausalLM, collate, encode_example
+from sbu.model.base import CausalLM, collate, encode_example, random_batches
 from sbu.model.recipe import Example
 
 IDK_ANSWERS = ("I don't know.", "I have no idea.", "I cannot say.", "That is not something I know.")
@@ -94,7 +94,8 @@ class UnlearnConfig:
 
 @dataclass
 class Step:
-    """What a method sees at one step: the model, the two batches, the config, and lazily the references."""
+    """What a method sees at one step: the model, the two batches, the config, and lazily the logits. θ0's logits
+    come from :class:`References`, computed once per set, not from a second forward pass every step."""
 
     model: torch.nn.Module
     forget: dict
@@ -102,6 +103,7 @@ class Step:
     config: UnlearnConfig
     generator: torch.Generator
     random_model: torch.nn.Module | None = None
+    reference: References | None = None
     _cache: dict = field(default_factory=dict)
 
     def logits(self, which: str) -> torch.Tensor:
@@ -112,13 +114,10 @@ class Step:
         return self._cache[which]
 
     def reference_logits(self, which: str) -> torch.Tensor:
-        """θ0's logits on a batch: the adapter switched off, no gradient."""
+        """θ0's logits on a batch (at answer positions; zeros elsewhere, which no loss reads), no gradient."""
         key = "ref_" + which
         if key not in self._cache:
-            batch = getattr(self, which)
-            with torch.no_grad(), self.model.disable_adapter():
-                self._cache[key] = self.model(input_ids=batch["input_ids"],
-                                              attention_mask=batch["attention_mask"]).logits
+            self._cache[key] = self.reference.logits(which, getattr(self, which))
         return self._cache[key]
 
     def labels(self, which: str) -> torch.Tensor:
@@ -129,6 +128,40 @@ class Step:
             return losses.kl_to_reference(self.logits("retain"), self.labels("retain"),
                                           self.reference_logits("retain"))
         return losses.nll(self.logits("retain"), self.labels("retain"))
+
+
+class References:
+    """θ0's logits at the answer positions of every training example of a set, computed on first use in batches
+    without gradient and with the adapter switched off (θ0 — no second copy of the network), then kept: answers are
+    a few tokens and the vocabulary small, so this is kilobytes per example. ``logits(which, batch)`` lays them out as
+    a [batch, time, vocab] tensor for the losses, which read answer positions only (zeros elsewhere)."""
+
+    def __init__(self, model: torch.nn.Module, encoded: dict[str, list], pad_id: int, batch_size: int = 16):
+        self.model, self.encoded, self.pad_id, self.batch_size = model, encoded, pad_id, batch_size
+        self.rows: dict[str, list[torch.Tensor]] = {}
+
+    def _compute(self, which: str) -> list[torch.Tensor]:
+        rows, encoded, model = [], self.encoded[which], self.model
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), model.disable_adapter():
+            for start in range(0, len(encoded), self.batch_size):
+                batch = collate(encoded[start: start + self.batch_size], self.pad_id)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                mask = losses.answer_mask(batch["labels"])
+                rows.extend(logits[row, :-1][mask[row]].clone() for row in range(len(mask)))
+        model.train(was_training)
+        return rows
+
+    def logits(self, which: str, batch: dict) -> torch.Tensor:
+        if which not in self.rows:
+            self.rows[which] = self._compute(which)
+        rows, labels = self.rows[which], batch["labels"]
+        out = torch.zeros(*labels.shape, rows[0].shape[-1])
+        mask = losses.answer_mask(labels)
+        for row, index in enumerate(batch["index"].tolist()):
+            out[row, :-1][mask[row]] = rows[index]
+        return out
 
 
 def _sra(step: Step):
@@ -213,15 +246,6 @@ def load_adapter(base: CausalLM, path: str | Path) -> CausalLM:
     return CausalLM(model, base.tokenizer, Path(path), {**base.info, "adapter": str(path)})
 
 
-def _batches(encoded: list, batch_size: int, pad_id: int, generator: torch.Generator):
-    """Endless random batches (a fresh permutation per pass)."""
-    size = min(batch_size, len(encoded))
-    while True:
-        order = torch.randperm(len(encoded), generator=generator).tolist()
-        for start in range(0, len(order) - size + 1, size):  # full batches only; the rest waits for the next pass
-            yield collate([encoded[i] for i in order[start: start + size]], pad_id)
-
-
 def _random_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
@@ -267,8 +291,9 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     accelerator = Accelerator()
     model, optimizer = accelerator.prepare(model, optimizer)
     pad = tokenizer.pad_token_id
-    forget_batches = _batches(encoded_forget, config.batch_size, pad, generator)
-    retain_batches = _batches(encoded_retain, config.batch_size, pad, generator) if encoded_retain else None
+    reference = References(model, {"forget": encoded_forget, "retain": encoded_retain}, pad)
+    forget_batches = random_batches(encoded_forget, config.batch_size, pad, generator)
+    retain_batches = random_batches(encoded_retain, config.batch_size, pad, generator) if encoded_retain else None
 
     log, stopped_at = [], None
     started = time.perf_counter()
@@ -276,7 +301,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     for step_no in range(1, config.steps + 1):
         model.train()
         step = Step(model, next(forget_batches), next(retain_batches) if retain_batches else {}, config, generator,
-                    random_model)
+                    random_model, reference)
         forget_term, retain_term = METHODS[method](step)
         loss = forget_term + (config.alpha * retain_term if retain_term is not None else 0.0)
         accelerator.backward(loss)
