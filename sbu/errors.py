@@ -36,3 +36,8 @@ class StoreError(SbuError):
 
 class StoreUnavailableError(StoreError, ConnectionError):
     """A SPARQL endpoint that does not answer."""
+
+
+class JournalError(SbuError):
+    """A forget journal that cannot be read or trusted (a corrupted record, a seal that does not open, a request
+    that is not in it)."""

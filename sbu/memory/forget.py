@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from rdflib import Literal, URIRef
 
+from sbu import faults
 from sbu.data.summaries import summary_text
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.plan import ForgetPlan, plan_forget
@@ -58,6 +59,23 @@ class ForgetResult:
 def request_iri(key: bytes, targets: Iterable[str]) -> URIRef:
     """A request's IRI: a keyed hash of its sorted targets, so it names no one and repeats for the same request."""
     return iri("request/" + keyed_hash(key, "request", *sorted(record_id(t) for t in targets))[:20])
+
+
+def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta: dict | None = None) -> set[str]:
+    """The hashes a request blocks (SPEC §3.4): ids and names of the targets, (entity, value) of every seed, every
+    closure node. Computed from the store *before* anything is deleted."""
+    targets = [iri(t) for t in plan.targets]
+    meta = meta if meta is not None else _metadata(store, targets)
+    asserted = store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))
+    pairs = [(str(s), str(o)) for _, s, _, o in asserted]
+    names = [str(n) for t in targets for n in meta[t].get(RDFS.label, [])]
+    return barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure)
+
+
+def applied(store: MemoryStore, request: URIRef) -> bool:
+    """Whether the forget update of ``request`` is in ``store`` (it writes the request's start time in the same
+    update that prunes and tombstones, so this is all or nothing)."""
+    return bool(store.query(f"ASK {{ GRAPH {META.n3()} {{ {request.n3()} {PROV.startedAtTime.n3()} ?t }} }}").askAnswer)
 
 
 def forget(store: MemoryStore, targets: Iterable[str], barrier: Barrier | None = None,
@@ -119,11 +137,9 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
     meta = _metadata(store, set(plan.closure) | pruned | set(targets))
 
     # 1. the barrier: ids and names of the targets, (entity, value) of every seed, every closure node
-    asserted = store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))
-    pairs = [(str(s), str(o)) for _, s, _, o in asserted]
-    names = [str(n) for t in targets for n in meta[t].get(RDFS.label, [])]
-    hashes = barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure)
+    hashes = barrier_entries(store, plan, barrier, meta)
     barrier.raise_for(store, request, hashes)
+    faults.point("memory-apply")  # between the barrier's update and the forget's: the crash tests kill here
 
     # 2. successors of shared artifacts, from retained sources (and the successors of shared sources) only
     shared = set(plan.shared)

@@ -152,6 +152,14 @@ class Retriever:
     def __contains__(self, iri: object) -> bool:
         return iri in self._texts
 
+    def documents(self) -> dict[URIRef, str]:
+        """Every live document: IRI → text."""
+        return dict(self._texts)
+
+    def text(self, iri: URIRef) -> str:
+        """The indexed text of a live document ("" when it is not indexed)."""
+        return self._texts.get(iri, "")
+
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` best live documents, best first; equal scores are ordered by IRI."""
         if not isinstance(query, str) or not query.strip():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rdflib import XSD, Dataset, Literal
 
+from sbu import faults
 from sbu.errors import StoreError, StoreUnavailableError
 
 DEFAULT_URL = "oxigraph:"
@@ -90,6 +91,7 @@ class MemoryStore:
         """
         if self.backend != "oxigraph" or self.path is None:
             return False
+        import gc
         import shutil
 
         from pyoxigraph import RdfFormat
@@ -104,7 +106,9 @@ class MemoryStore:
         rewritten.flush()
         del rewritten
         self.dataset.close()
+        gc.collect()  # a query result left unread in a reference cycle keeps the old store's lock; free it first
         self.path.rename(old)
+        faults.point("compact-swap")  # a crash here leaves PATH.old and PATH.compacting: finish_compaction
         fresh.rename(self.path)
         shutil.rmtree(old)
         self.dataset = Dataset(store="Oxigraph")
@@ -149,6 +153,7 @@ def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
     dataset = Dataset(store="Oxigraph")
     if path_text:
         path = Path(path_text).expanduser()
+        finish_compaction(path)
         if not path.exists() and (not create or not path.parent.is_dir()):
             hint = "its parent folder does not exist" if create else "create=False and nothing is there"
             raise StoreError(f"no memory store at {str(path)!r} ({hint}); give an existing folder, "
@@ -158,6 +163,26 @@ def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
         dataset.open(str(path), create=not path.exists())
         return MemoryStore(url, "oxigraph", dataset, path.resolve())
     return MemoryStore(url, "oxigraph", dataset)
+
+
+def finish_compaction(path: Path) -> None:
+    """Finish or undo a :meth:`MemoryStore.compact` that a crash interrupted, before anything opens ``path``.
+
+    The rewrite is built in ``PATH.compacting``, flushed, then swapped in by two renames (``PATH`` → ``PATH.old``,
+    ``PATH.compacting`` → ``PATH``) and ``PATH.old`` deleted. ``PATH.old`` exists only once the rewrite is complete,
+    so: ``PATH.old`` without ``PATH`` → put the rewrite in place; ``PATH.old`` with ``PATH`` → delete the old files
+    (they hold the deleted plaintext); a ``PATH.compacting`` without ``PATH.old`` is a half-built rewrite → delete it.
+    """
+    import shutil
+
+    fresh, old = path.with_name(path.name + ".compacting"), path.with_name(path.name + ".old")
+    if old.is_dir():
+        if not path.exists() and fresh.is_dir():
+            fresh.rename(path)
+        if path.is_dir():
+            shutil.rmtree(old)
+    elif fresh.is_dir():
+        shutil.rmtree(fresh)
 
 
 def _open_endpoint(url: str) -> MemoryStore:
