@@ -2,7 +2,9 @@
 
 ``sbu run`` executes the notebooks with papermill into ``results/<timestamp>/``; ``sbu model-report`` trains (or
 loads from the cache) the base and retrain models of a profile and prints their accuracy table and targets;
-``sbu cohort`` writes the synthetic cohort as JSONL. Later pathways add their own sub-commands.
+``sbu cohort`` writes the synthetic cohort as JSONL; ``sbu ingest`` loads a corpus into a memory store;
+``sbu forget`` runs a forget request through the synchronized protocol (:mod:`sbu.sync`) and ``sbu resume``
+finishes every request a crash interrupted.
 """
 
 from __future__ import annotations
@@ -89,6 +91,93 @@ def write_cohort(args) -> int:
     return 0
 
 
+def _corpus(ref: dict):
+    from sbu.data.schema import Corpus
+    from sbu.experiment import Experiment
+
+    if ref.get("dir"):
+        return Corpus.read(ref["dir"])
+    return Experiment.from_params(profile=ref.get("profile", "smoke"), seed=ref.get("seed", 0)).corpus
+
+
+def _corpus_ref(args) -> dict:
+    if args.corpus:
+        return {"dir": str(Path(args.corpus).resolve())}
+    return {"profile": args.profile, "seed": args.seed or 0}
+
+
+def ingest(args) -> int:
+    from sbu.memory import open_store
+    from sbu.memory.ingest import ingest as ingest_corpus
+
+    corpus = _corpus(_corpus_ref(args))
+    with open_store(args.store) as store:
+        if len(store):
+            raise SbuError(f"the memory at {args.store} already holds {len(store)} quads; ingest into an empty one")
+        n = ingest_corpus(store, corpus)
+    print(f"[sbu ingest] {n} quads of {corpus.name} into {args.store}")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"[sbu forget] {message}", flush=True)
+
+
+def _protocol(work: Path, store, model_path: str | None, corpus_ref: dict, config):
+    from sbu.experiment import Experiment
+    from sbu.model.base import load
+    from sbu.sync import ForgetProtocol
+
+    corpus = _corpus(corpus_ref)
+    if model_path:
+        lm = load(model_path)
+    else:
+        exp = Experiment.from_params(profile=corpus_ref.get("profile", "smoke"), seed=corpus_ref.get("seed", 0))
+        lm = exp.base_model()
+    return ForgetProtocol(work, store, lm, corpus, config, corpus_ref=corpus_ref, log=_say)
+
+
+def forget(args) -> int:
+    from sbu.errors import StoreError
+    from sbu.memory import open_store
+    from sbu.sync import ProtocolConfig
+
+    if not args.store.startswith("oxigraph:") or args.store == "oxigraph:":
+        if not args.store.startswith("http"):
+            raise StoreError(f"sbu forget needs a memory that outlives the process (oxigraph:PATH or an endpoint), "
+                             f"got {args.store!r}: an in-memory store could not be resumed")
+    unlearn = {"steps": args.steps} if args.steps else {}
+    config = ProtocolConfig(epsilon=args.epsilon, max_rounds=args.max_rounds, unlearn=unlearn, seed=args.seed or 0)
+    with open_store(args.store, create=False) as store:
+        protocol = _protocol(Path(args.work), store, args.model, _corpus_ref(args), config)
+        certificate = protocol.submit(args.patient)
+    _say(f"COMMITTED after {certificate.rounds} round(s); certificate {Path(args.work) / certificate.request}"
+         "/certificate.json")
+    print(certificate.to_json())
+    return 0
+
+
+def resume(args) -> int:
+    from sbu.journal import Journal
+    from sbu.memory import open_store
+    from sbu.sync import ProtocolConfig
+
+    journal = Journal(Path(args.work) / "journal.jsonl")
+    pending = journal.pending()
+    if not pending:
+        print(f"[sbu resume] nothing to resume in {journal.path}")
+        return 0
+    for request in pending:
+        received = journal.records(request)[0]
+        config = ProtocolConfig(**received["config"])
+        _say(f"resuming {request} after {journal.records(request)[-1]['state']}")
+        with open_store(received["store"], create=False) as store:
+            protocol = _protocol(Path(args.work), store, received["model"], received["corpus"], config)
+            certificate = protocol.resume(request)
+        _say(f"COMMITTED {request} after {certificate.rounds} round(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sbu", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +202,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int)
     p.add_argument("--out", default="data/cohort-smoke")
     p.set_defaults(func=write_cohort)
+
+    p = sub.add_parser("ingest", help="load a corpus into an empty memory store")
+    p.add_argument("--store", required=True, help="oxigraph:PATH, or an endpoint http://HOST:PORT/query")
+    p.add_argument("--corpus", help="a corpus folder (Corpus.write); default: the profile's cohort")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=ingest)
+
+    p = sub.add_parser("forget", help="forget patients from memory and weights together (journaled; resumable)")
+    p.add_argument("--patient", action="append", required=True, help="an entity id such as patient/p007 (repeat "
+                   "for several in one request)")
+    p.add_argument("--store", required=True, help="oxigraph:PATH, or an endpoint http://HOST:PORT/query")
+    p.add_argument("--model", help="the agent's model folder (default: the profile's base model)")
+    p.add_argument("--corpus", help="the corpus the probes come from (default: the profile's cohort)")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--work", default="results/forget", help="journal, adapters, models and certificates")
+    p.add_argument("--steps", type=int, help="SRA steps per round (default: sbu.model.unlearn's)")
+    p.add_argument("--epsilon", type=float, default=0.15, help="leakage allowed at commit")
+    p.add_argument("--max-rounds", type=int, default=3)
+    p.set_defaults(func=forget)
+
+    p = sub.add_parser("resume", help="finish every forget request of a work folder that did not commit")
+    p.add_argument("--work", default="results/forget")
+    p.set_defaults(func=resume)
 
     args = parser.parse_args(argv)
     try:

@@ -50,3 +50,46 @@ def training_curves(logs: dict[str, pd.DataFrame], ax=None):
     ax.set_ylabel("forget term of the loss")
     ax.set_title("unlearning runs (same LoRA, same step budget)")
     return ax
+
+
+BACKFLOW_PANELS = {"forget_acc_closed_book": "forget accuracy, closed-book",
+                   "forget_acc_agent": "forget accuracy, through the agent",
+                   "memory_exposure": "memory exposure (top-k)",
+                   "facts_back_in_memory": "forgotten facts back in memory",
+                   "recreated_artifacts": "cached answers re-created",
+                   "refused": "write-backs refused by the barrier"}
+
+
+def backflow_curves(table: pd.DataFrame, retrain_forget_accuracy: float | None = None):
+    """One panel per backflow measure, one line per condition, rounds on x (round 0: right after unlearning)."""
+    import seaborn as sns
+
+    data = table.melt(id_vars=["condition", "round"], value_vars=list(BACKFLOW_PANELS), var_name="measure")
+    data["measure"] = data["measure"].map(BACKFLOW_PANELS)
+    grid = sns.relplot(data=data, x="round", y="value", hue="condition", col="measure", col_wrap=3, kind="line",
+                       marker="o", height=2.6, aspect=1.25, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    if retrain_forget_accuracy is not None:
+        for name, ax in grid.axes_dict.items():
+            if name.startswith("forget accuracy"):
+                ax.axhline(retrain_forget_accuracy, color="#777777", linestyle=":", linewidth=1)
+    grid.figure.suptitle("backflow round by round (dotted: the retrain model's closed-book forget accuracy)",
+                         y=1.03)
+    return grid
+
+
+def request_costs(table: pd.DataFrame, ax=None):
+    """Retained accuracy and seconds per request over a sequence of forget requests."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.5))
+    x = table["patients forgotten"]
+    ax.plot(x, table["retain acc (closed-book)"], marker="o", color="#1f77b4")
+    ax.set_xlabel("patients forgotten (one request each)")
+    ax.set_ylabel("retain accuracy (closed-book)", color="#1f77b4")
+    twin = ax.twinx()
+    twin.bar(x, table["seconds"], alpha=0.25, color="#ff7f0e")
+    twin.set_ylabel("seconds per request", color="#ff7f0e")
+    ax.set_title("many requests, one after another")
+    return ax

@@ -1,0 +1,207 @@
+"""Backflow, measured (SPEC §1 and §6): unlearn one pathway, or both, then let the agent's loop run.
+
+Conditions [choice, stated in notebook 03]:
+
+- ``none``: nothing forgotten (the reference);
+- ``memory-only``: the dependency closure on memory (prune, tombstone + redact, repair, index), as a memory
+  system would apply it — the agent's write-backs are not checked by a barrier, the model is unchanged;
+- ``parameter-only``: SRA on the weights, memory unchanged, no barrier;
+- ``sbu``: the synchronized protocol (:mod:`sbu.sync`): barrier, closure, SRA, verify — the agent keeps the barrier.
+
+Then ``rounds`` rounds of closed-loop interaction whose queries are the forgotten patients' questions and as many
+about retained patients, each round answered through memory, written back, then consolidated into the weights.
+Per round: forget accuracy closed-book (weights only) and through the agent, retained accuracy through the agent,
+memory exposure (share of forget probes whose top-k holds a forgotten name or value), forgotten facts back in
+memory (a live text holding the patient's name and the right answer), cached answers about forgotten patients
+re-created, and the write-backs the barrier refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sbu.agent import Agent, Turn
+from sbu.data.cohort import patients_in, trained_patients
+from sbu.data.schema import Corpus, QAItem
+from sbu.errors import ConfigError
+from sbu.eval.exposure import forgotten_strings, memory_exposure
+from sbu.memory import open_store
+from sbu.memory.forget import forget
+from sbu.memory.ingest import ingest
+from sbu.memory.retrieval import Retriever
+from sbu.memory.vocab import ID_BASE
+from sbu.model.base import CausalLM
+from sbu.model.consolidate import ConsolidationConfig
+from sbu.model.scoring import accuracy
+
+CONDITIONS = ("none", "memory-only", "parameter-only", "sbu")
+
+
+@dataclass
+class Condition:
+    """One condition, ready for the loop: its agent, and what the unlearning step left behind."""
+
+    name: str
+    agent: Agent
+    patients: list[str]
+    certificate: object | None = None  # the protocol's certificate (sbu only)
+    unlearn_seconds: float = 0.0
+
+
+def prepare(name: str, corpus: Corpus, base: CausalLM, patients: Sequence[str], *, work: str | Path,
+            unlearn: dict | None = None, k: int = 3, consolidation: ConsolidationConfig | None = None,
+            seed: int = 0) -> Condition:
+    """A fresh memory holding ``corpus``, the agent of condition ``name`` after forgetting ``patients``."""
+    import time
+
+    from sbu.model.forget_sets import unlearning_sets
+    from sbu.model.unlearn import unlearn as run_unlearn
+    from sbu.sync import ForgetProtocol, ProtocolConfig
+
+    if name not in CONDITIONS:
+        raise ConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+    store = open_store("oxigraph:")
+    ingest(store, corpus)
+    lm, barrier, certificate = base, None, None
+    started = time.perf_counter()
+    if name == "memory-only":
+        forget(store, patients)
+    retriever = Retriever.from_store(store)
+    if name == "parameter-only":
+        sets = unlearning_sets(corpus, _split_of(corpus, patients), seed=seed)
+        lm = run_unlearn(base, sets.forget, sets.retain, "sra", progress=False, **{"seed": seed, **(unlearn or {})}).lm
+    if name == "sbu":
+        protocol = ForgetProtocol(work, store, base, corpus, ProtocolConfig(unlearn=dict(unlearn or {}), k=k,
+                                                                            seed=seed), retriever=retriever)
+        certificate = protocol.submit(list(patients))
+        lm = protocol.model_after(certificate.request)
+        barrier = protocol.barrier
+    seconds = time.perf_counter() - started
+    agent = Agent(lm, store, retriever, barrier, k=k, consolidation=consolidation or ConsolidationConfig(seed=seed))
+    return Condition(name, agent, list(patients), certificate, seconds)
+
+
+def _split_of(corpus: Corpus, patients: Sequence[str]):
+    """The forget split holding exactly ``patients``, else a plan-like object over their facts."""
+    from types import SimpleNamespace
+
+    from sbu.memory.vocab import iri
+
+    for split in ("forget01", "forget05", "forget10"):
+        if split in corpus.splits and set(corpus.splits[split]) == set(patients):
+            return split
+    seeds = {iri(f.id) for f in corpus.facts if f.about in set(patients)}
+    return SimpleNamespace(seeds=seeds, closure=seeds)
+
+
+def queries(corpus: Corpus, patients: Sequence[str], retained: int | None = None, seed: int = 0) -> list[QAItem]:
+    """The loop's questions: every train-phrasing question about the forgotten patients, and as many (or
+    ``retained``) about retained patients."""
+    forgotten = set(patients)
+    forget_items = [q for q in corpus.qa if q.about in forgotten and q.phrasing == "train"]
+    kept = set(trained_patients(corpus)) - forgotten
+    pool = [q for q in corpus.qa if q.about in kept and q.phrasing == "train" and q.kind == "patient"]
+    n = min(len(pool), len(forget_items) if retained is None else retained)
+    rng = np.random.default_rng(seed)
+    return forget_items + [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))]
+
+
+def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], round_no: int,
+                  secrets: Sequence[str], forget_items: Sequence[QAItem]) -> dict:
+    agent, forgotten = condition.agent, set(condition.patients)
+    live = {str(iri): text for iri, text in agent.retriever.documents().items()}
+    names = {p: corpus.entity(p).name for p in forgotten}
+    back = sum(any(names[q.about] in text and _has(q.answer_text, text) for text in live.values())
+               for q in forget_items)
+    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(s in text for s in secrets)
+                    for iri, text in live.items())
+    on_forget = [t.correct for t in turns if t.about in forgotten]
+    on_kept = [t.correct for t in turns if t.about not in forgotten]
+    return {"condition": condition.name, "round": round_no,
+            "forget_acc_closed_book": accuracy(agent.lm.model, agent.lm.tokenizer, list(forget_items)),
+            "forget_acc_agent": float(np.mean(on_forget)) if on_forget else np.nan,
+            "retain_acc_agent": float(np.mean(on_kept)) if on_kept else np.nan,
+            "memory_exposure": memory_exposure(agent.retriever, [q.question for q in forget_items], (), secrets,
+                                               agent.k),
+            "facts_back_in_memory": back / len(forget_items),
+            "recreated_artifacts": recreated,
+            "written": sum(t.written is not None for t in turns),
+            "refused": sum(bool(t.refused) for t in turns)}
+
+
+def _has(needle: str, text: str) -> bool:
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])", text) is not None
+
+
+def backflow_study(corpus: Corpus, base: CausalLM, forget_split: str = "forget05", *, work: str | Path,
+                   conditions: Sequence[str] = ("memory-only", "parameter-only", "sbu"), rounds: int = 3,
+                   consolidate_every: int = 1, k: int = 3, unlearn: dict | None = None, seed: int = 0,
+                   progress: bool = True) -> tuple[pd.DataFrame, dict[str, Condition]]:
+    """Every condition, then ``rounds`` rounds of the loop; one row per condition and round (round 0: right after
+    unlearning, before any interaction) and the prepared conditions (their agents hold the final state)."""
+    from tqdm import tqdm
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}")
+    patients = patients_in(corpus, forget_split)
+    secrets = forgotten_strings(corpus, patients)
+    forget_items = [q for q in corpus.qa if q.about in set(patients) and q.phrasing == "train"]
+    loop_queries = queries(corpus, patients, seed=seed)
+    rows, prepared = [], {}
+    bar = tqdm(total=len(conditions) * (rounds + 1), desc="backflow", disable=not progress, unit="step")
+    for name in conditions:
+        condition = prepare(name, corpus, base, patients, work=Path(work) / name, unlearn=unlearn, k=k, seed=seed)
+        prepared[name] = condition
+        probe_turns = condition.agent.answer(forget_items, round_no=0, write_back=False)
+        rows.append({**round_metrics(condition, corpus, probe_turns, 0, secrets, forget_items),
+                     "unlearn_seconds": condition.unlearn_seconds})
+        bar.update()
+        rng = np.random.default_rng(seed)
+        for r in range(1, rounds + 1):
+            order = rng.permutation(len(loop_queries))
+            turns = condition.agent.answer([loop_queries[i] for i in order], round_no=r)
+            if consolidate_every and r % consolidate_every == 0:
+                condition.agent.consolidate()
+            rows.append(round_metrics(condition, corpus, turns, r, secrets, forget_items))
+            bar.update()
+    bar.close()
+    return pd.DataFrame(rows), prepared
+
+
+def describe_backflow(table: pd.DataFrame, retrain_forget_accuracy: float | None = None) -> str:
+    """What the rounds show, every number read from the study's table."""
+    lines = []
+    by = {name: group.set_index("round") for name, group in table.groupby("condition")}
+    last = int(table["round"].max())
+    if "memory-only" in by:
+        m = by["memory-only"]
+        lines.append(f"Memory-only: exposure {m.loc[0, 'memory_exposure']:.2f} right after the closure, "
+                     f"{m.loc[last, 'memory_exposure']:.2f} after {last} rounds; "
+                     f"{m.loc[last, 'recreated_artifacts']} cached answers about the forgotten patients re-created, "
+                     f"{m.loc[last, 'facts_back_in_memory']:.2f} of their facts back in memory; closed-book forget "
+                     "accuracy stayed "
+                     f"{m['forget_acc_closed_book'].min():.2f}–{m['forget_acc_closed_book'].max():.2f} "
+                     "(the weights still know).")
+    if "parameter-only" in by:
+        p = by["parameter-only"]
+        lines.append(f"Parameter-only: closed-book forget accuracy {p.loc[0, 'forget_acc_closed_book']:.2f} after "
+                     f"SRA, {p.loc[1, 'forget_acc_closed_book']:.2f} after the first consolidation, "
+                     f"{p.loc[last, 'forget_acc_closed_book']:.2f} after round {last}; memory exposure "
+                     f"{p['memory_exposure'].max():.2f} throughout (memory was never cleaned).")
+    if "sbu" in by:
+        s = by["sbu"]
+        reference = (f" (retrain model: {retrain_forget_accuracy:.2f})" if retrain_forget_accuracy is not None
+                     else "")
+        lines.append(f"SBU: memory exposure at most {s['memory_exposure'].max():.2f} and "
+                     f"{s['recreated_artifacts'].max()} cached answers re-created in any round; the barrier refused "
+                     f"{int(s['refused'].sum())} write-backs; closed-book forget accuracy "
+                     f"{s['forget_acc_closed_book'].min():.2f}–{s['forget_acc_closed_book'].max():.2f}{reference}; "
+                     f"retained accuracy through the agent {s['retain_acc_agent'].min():.2f}–"
+                     f"{s['retain_acc_agent'].max():.2f}.")
+    return "\n".join(lines)

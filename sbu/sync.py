@@ -1,0 +1,372 @@
+"""The synchronized dual-update protocol (SPEC §5): one forget request as a journaled state machine.
+
+    RECEIVED → BARRIER → MEMORY → PARAMETER → VERIFY ─(leakage > ε and round < K)→ MEMORY …
+                                                     └────────────────────────────→ COMMITTED
+
+- **RECEIVED**: the request is checked against memory (an unknown id is a clear error and nothing is written),
+  then journaled; its targets are sealed (:class:`sbu.journal.Sealer`), never written in clear.
+- **BARRIER**: the plan is computed and the blocklist raised — from here on nothing about the targets can be
+  written back, whatever else is still running.
+- **MEMORY**: closure, prune, tombstone + redact, repair, index; the on-disk store is rewritten so that no file
+  keeps deleted plaintext. In later rounds: whatever memory still holds about the targets.
+- **PARAMETER**: SRA on a LoRA adapter, D_f built from the plan's closure (plus, in later rounds, the probes that
+  leaked); the adapter is saved under the request's folder.
+- **VERIFY**: the agent (new weights, new memory, the barrier) answers direct and paraphrased probes about the
+  targets. *Memory leakage*: share of probes whose retrieved context still mentions a target's name or forgotten
+  value. *Parameter leakage* [choice]: share of probes whose answer is a forgotten value (the barrier recognises it
+  from its keyed hashes and refuses the write-back), minus the share a guess would get (1 / options) — a model that
+  never saw the patient still guesses right sometimes (the retrain model: ~0.1 above chance on forget05).
+- **COMMITTED**: the merged model and a certificate (JSON) are written under ``<work>/<request>/``.
+
+Each state is journaled when it is done (:class:`sbu.journal.Journal`: append-only, fsync), and every step can run
+again after a crash: raising the barrier again adds the same hashes; the memory step forgets whatever is still
+about the targets (nothing, if the crash came after its update); an adapter is retrained from the same seed; verify
+only reads. ``resume()`` continues from the last journaled state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from rdflib import URIRef
+
+from sbu import faults
+from sbu.data.schema import Corpus
+from sbu.errors import ConfigError, JournalError, StoreError
+from sbu.journal import Journal, Sealer
+from sbu.memory.barrier import Barrier, keyed_hash, load_key, record_id
+from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri
+from sbu.memory.plan import plan_forget
+from sbu.memory.retrieval import Retriever
+from sbu.memory.store import MemoryStore
+from sbu.memory.vocab import iri
+from sbu.model.base import CausalLM
+
+STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    epsilon: float = 0.15  # leakage allowed at commit (parameter leakage is measured above chance)
+    max_rounds: int = 3  # K: MEMORY → PARAMETER → VERIFY at most this many times
+    k: int = 3  # documents the agent retrieves per question
+    unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.model.unlearn.UnlearnConfig)
+    retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 <= self.epsilon < 1:
+            raise ConfigError(f"epsilon (the leakage allowed at commit) must be in [0, 1), got {self.epsilon!r}")
+        for name in ("max_rounds", "k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer ≥ 1, got {value!r}")
+        from sbu.model.unlearn import UnlearnConfig
+
+        UnlearnConfig.of(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
+
+
+@dataclass
+class Certificate:
+    """What a committed request did, with no plaintext: the request id, keyed hashes of the targets, counts,
+    leakage per round, metrics, times, the adapters' hash and where the model is."""
+
+    request: str
+    targets: list[str]
+    counts: dict
+    rounds: int
+    leakage: list[dict]
+    metrics: dict
+    seconds: dict
+    adapter_sha256: str
+    model: str
+    committed_at: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def _sha256_of(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin")):
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+class ForgetProtocol:
+    """Run and resume forget requests on one memory and one model, journaled under ``work``.
+
+    ``corpus`` supplies the probes (D_f from the plan's closure, the verify questions); ``corpus_ref`` is how the
+    CLI finds it again on resume (``{"profile": "smoke", "seed": 0}`` or ``{"dir": PATH}``). ``lm`` must be the
+    model saved at ``lm.path`` (resume reloads it from there)."""
+
+    def __init__(self, work: str | Path, store: MemoryStore, lm: CausalLM, corpus: Corpus,
+                 config: ProtocolConfig | None = None, *, key: bytes | None = None,
+                 retriever: Retriever | None = None, corpus_ref: dict | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.work = Path(work)
+        self.store, self.lm, self.corpus = store, lm, corpus
+        self.config = config or ProtocolConfig()
+        self.key = key if key is not None else load_key()
+        self.barrier = Barrier.load(store, self.key)
+        self.retriever = retriever
+        self.corpus_ref = corpus_ref or {}
+        self.journal = Journal(self.work / "journal.jsonl")
+        self.sealer = Sealer(self.key)
+        self.log = log or (lambda message: None)
+
+    # -- entry points ----------------------------------------------------------------------------------------
+    def submit(self, targets: Sequence[str] | str) -> Certificate:
+        """Receive a request for ``targets`` (entity ids) and run it to COMMITTED."""
+        if isinstance(targets, str):
+            targets = [targets]
+        plan = plan_forget(self.store, targets)  # a bad request is a clear StoreError here; nothing written yet
+        request = str(request_iri(self.key, plan.targets))
+        token = request.rsplit("/", 1)[1]
+        if any(r["state"] == "COMMITTED" for r in self.journal.records(token)):
+            raise StoreError("this request was already committed; its certificate is in "
+                             f"{self.work / token / 'certificate.json'}")
+        if not self.journal.records(token):
+            self._record(token, "RECEIVED", sealed=self.sealer.seal({"targets": list(plan.targets)}),
+                         targets=[keyed_hash(self.key, "id", t) for t in plan.targets],
+                         store=self.store.url, model=str(self.lm.path), corpus=self.corpus_ref,
+                         config=asdict(self.config))
+        return self.resume(token)
+
+    def resume(self, request: str) -> Certificate:
+        """Continue ``request`` (its id) from its last journaled state to COMMITTED."""
+        records = self.journal.records(request)
+        if not records:
+            raise JournalError(f"no request {request!r} in {self.journal.path}")
+        received = records[0]
+        targets = self.sealer.open(received["sealed"])["targets"]
+        while True:
+            records = self.journal.records(request)
+            last = records[-1]
+            if last["state"] == "COMMITTED":
+                return Certificate(**json.loads((self.work / request / "certificate.json").read_text()))
+            state, round_no = self._next(records)
+            self.log(f"{state}" + (f" (round {round_no})" if state in ("MEMORY", "PARAMETER", "VERIFY") else ""))
+            getattr(self, "_" + state.lower())(request, targets, records, round_no)
+
+    def model_after(self, request: str) -> CausalLM:
+        """θ after ``request``'s PARAMETER rounds so far (the committed model once it is committed)."""
+        records = self.journal.records(request)
+        if not records:
+            raise JournalError(f"no request {request!r} in {self.journal.path}")
+        if records[-1]["state"] == "COMMITTED":  # from disk, so that its path is where it lives
+            from sbu.model.base import load
+
+            return load(self.work / request / "model")
+        return self._current_model(request, records, max(r.get("round", 0) for r in records) + 1)
+
+    def _next(self, records: list[dict]) -> tuple[str, int]:
+        last = records[-1]
+        state, round_no = last["state"], last.get("round", 0)
+        if state == "RECEIVED":
+            return "BARRIER", 0
+        if state == "BARRIER":
+            return "MEMORY", 1
+        if state == "MEMORY":
+            return "PARAMETER", round_no
+        if state == "PARAMETER":
+            return "VERIFY", round_no
+        if state == "VERIFY":
+            if last["leakage"] > self.config.epsilon and round_no < self.config.max_rounds:
+                return "MEMORY", round_no + 1
+            return "COMMITTED", round_no
+        raise JournalError(f"unknown state {state!r} in the journal")
+
+    def _record(self, request: str, state: str, **data) -> dict:
+        record = self.journal.append({"request": request, "state": state, **data})
+        faults.point(f"after-{state}")  # the crash tests kill the process at every state boundary
+        return record
+
+    # -- the states ------------------------------------------------------------------------------------------
+    def _barrier(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
+        started = time.perf_counter()
+        plan = plan_forget(self.store, targets)
+        hashes = barrier_entries(self.store, plan, self.barrier)
+        self.barrier.raise_for(self.store, iri(f"request/{request}"), hashes)
+        self._record(request, "BARRIER", seconds=time.perf_counter() - started, blocked=len(hashes),
+                     plan=plan.counts(),
+                     sealed=self.sealer.seal({"seeds": sorted(map(str, plan.seeds)),
+                                              "closure": sorted(map(str, plan.closure))}))
+
+    def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
+        started = time.perf_counter()
+        request_node = iri(f"request/{request}")
+        remaining = [t for t in targets if _still_about(self.store, t)]
+        counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
+        if remaining and not (round_no == 1 and applied(self.store, request_node)):
+            plan = plan_forget(self.store, remaining)
+            result = apply_forget(self.store, plan, self.barrier)
+            counts = {"pruned": len(result.pruned), "tombstoned": len(result.tombstoned),
+                      "successors": len(result.successors)}
+            if self.retriever is not None:
+                self.retriever.apply(result)
+        elif round_no == 1:  # applied before a crash: the counts are the plan's, the successors are in memory
+            plan_counts = next(r for r in records if r["state"] == "BARRIER")["plan"]
+            counts = {"pruned": plan_counts["isolated (prune)"] + plan_counts["entities pruned"],
+                      "tombstoned": plan_counts["shared (tombstone)"],
+                      "successors": _successor_count(self.store, request_node)}
+        if self.store.path is not None:
+            self.store.compact()
+        self._record(request, "MEMORY", round=round_no, seconds=time.perf_counter() - started, **counts)
+
+    def _current_model(self, request: str, records: list[dict], upto: int) -> CausalLM:
+        """θ after the PARAMETER steps of rounds < ``upto``: the starting model with each round's adapter merged."""
+        from sbu.model.unlearn import load_adapter
+
+        lm = self.lm
+        for r in range(1, upto):
+            adapted = load_adapter(lm, self.work / request / f"adapter-r{r}")
+            merged = adapted.model.merge_and_unload()
+            merged.eval()
+            lm = CausalLM(merged, lm.tokenizer, lm.path, {**lm.info, "rounds": r})
+        return lm
+
+    def _parameter(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
+        from sbu.model.forget_sets import qa_example, unlearning_sets
+        from sbu.model.unlearn import unlearn
+
+        started = time.perf_counter()
+        plan = self.sealer.open(next(r for r in records if r["state"] == "BARRIER")["sealed"])
+        forgotten = SimpleNamespace(seeds={URIRef(s) for s in plan["seeds"]},
+                                    closure={URIRef(s) for s in plan["closure"]})
+        sets = unlearning_sets(self.corpus, forgotten, seed=self.config.seed)
+        forget = list(sets.forget)
+        leaked_ids = {i for r in records if r["state"] == "VERIFY" for i in self.sealer.open(r["sealed"])["leaked"]}
+        forget += [qa_example(q) for q in self.corpus.qa if q.id in leaked_ids]  # the probes that leaked
+        current = self._current_model(request, records, round_no)
+        run = unlearn(current, forget, sets.retain, "sra", progress=False,
+                      **{"seed": self.config.seed + round_no - 1, **self.config.unlearn})
+        run.save(self.work / request / f"adapter-r{round_no}")
+        self._record(request, "PARAMETER", round=round_no, seconds=time.perf_counter() - started,
+                     forget_examples=len(forget), steps=len(run.log))
+
+    def _verify(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
+        from sbu.agent import Agent
+        from sbu.model.scoring import accuracy
+
+        started = time.perf_counter()
+        lm = self._current_model(request, records, round_no + 1)
+        retriever = self.retriever if self.retriever is not None else Retriever.from_store(self.store)
+        agent = Agent(lm, self.store, retriever, self.barrier, k=self.config.k, key=self.key)
+        probes = self.corpus.qa_about(targets)  # direct (train phrasing) and paraphrased (held-out phrasing)
+        refused_before = self.barrier.refused
+        turns = agent.answer(probes, round_no=round_no)
+        leaked = [p.id for p, t in zip(probes, turns) if "blocked value" in t.refused]
+        chance = float(np.mean([1 / len(p.options) for p in probes]))
+        parameter_leakage = max(0.0, len(leaked) / len(probes) - chance)
+        exposed = sum(any(_leaks(self.barrier, URIRef(h), retriever.text(URIRef(h))) for h in t.retrieved)
+                      for t in turns)
+        memory_leakage = exposed / len(probes)
+        retained = _retained_probes(self.corpus, targets, self.config.retained_probes, self.config.seed)
+        retained_turns = agent.answer(retained, round_no=round_no, write_back=False)
+        direct = [p for p in probes if p.phrasing == "train"]
+        metrics = {"agent_forget_accuracy": float(np.mean([t.correct for t in turns])),
+                   "closed_book_forget_accuracy": accuracy(lm.model, lm.tokenizer, direct),
+                   "agent_retained_accuracy": float(np.mean([t.correct for t in retained_turns]))
+                   if retained_turns else None,
+                   "refused": self.barrier.refused - refused_before, "probes": len(probes)}
+        self._record(request, "VERIFY", round=round_no, seconds=time.perf_counter() - started,
+                     leakage=max(parameter_leakage, memory_leakage), parameter_leakage=parameter_leakage,
+                     memory_leakage=memory_leakage, metrics=metrics, sealed=self.sealer.seal({"leaked": leaked}))
+
+    def _committed(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
+        folder = self.work / request
+        rounds = max(r.get("round", 0) for r in records)
+        lm = self._current_model(request, records, rounds + 1)
+        model_dir = folder / "model"
+        if not (model_dir / "config.json").is_file():
+            tmp = folder / "model.partial"
+            lm.model.save_pretrained(tmp)
+            lm.tokenizer.save_pretrained(tmp)
+            (tmp / "info.json").write_text(json.dumps({k: v for k, v in lm.info.items() if _plain(v)}, indent=1))
+            tmp.rename(model_dir)
+        verifies = [r for r in records if r["state"] == "VERIFY"]
+        memories = [r for r in records if r["state"] == "MEMORY"]
+        barrier = next(r for r in records if r["state"] == "BARRIER")
+        seconds: dict[str, float] = {}
+        for r in records:
+            if "seconds" in r:
+                seconds[r["state"]] = seconds.get(r["state"], 0.0) + r["seconds"]
+        counts = {"blocked hashes": barrier["blocked"], **{f"plan {k}": v for k, v in barrier["plan"].items()},
+                  "pruned": sum(m["pruned"] for m in memories),
+                  "tombstoned": sum(m["tombstoned"] for m in memories),
+                  "repaired": sum(m["successors"] for m in memories)}
+        certificate = Certificate(
+            request=request, targets=records[0]["targets"], counts=counts, rounds=len(verifies),
+            leakage=[{"round": v["round"], "leakage": v["leakage"], "memory": v["memory_leakage"],
+                      "parameter": v["parameter_leakage"]} for v in verifies],
+            metrics=verifies[-1]["metrics"], seconds=seconds,
+            adapter_sha256=_sha256_of([folder / f"adapter-r{r}" for r in range(1, rounds + 1)]),
+            model=str(model_dir), committed_at=records[-1]["at"])
+        _write_atomic(folder / "certificate.json", certificate.to_json())
+        self._record(request, "COMMITTED", round=rounds, certificate=str(folder / "certificate.json"))
+
+
+def memory_content(store: MemoryStore) -> list[str]:
+    """The store's N-Quads lines, sorted, without the request's timestamps: what two runs of the same request
+    (one interrupted and resumed, one not) must agree on."""
+    return sorted(line for line in store.nquads().splitlines()
+                  if "invalidatedAtTime" not in line and "startedAtTime" not in line)
+
+
+def _plain(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _successor_count(store: MemoryStore, request: URIRef) -> int:
+    from sbu.memory.vocab import META, PROV
+
+    rows = store.query(f"SELECT (COUNT(DISTINCT ?n) AS ?c) WHERE {{ GRAPH {META.n3()} {{ "
+                       f"?x {PROV.wasInvalidatedBy.n3()} {request.n3()} . ?n {PROV.wasRevisionOf.n3()} ?x }} }}")
+    return int(list(rows)[0][0])  # read to the end: an open result keeps the store (and its lock) alive
+
+
+def _still_about(store: MemoryStore, target: str) -> bool:
+    from sbu.memory.closure import seeds_of
+
+    return bool(seeds_of(store, record_id(target)))
+
+
+def _leaks(barrier: Barrier, hit: URIRef, text: str) -> bool:
+    """Is a retrieved document forgotten data: a node of a request's closure, or a text that names a forgotten
+    entity (its name or id)? Read from the barrier's keyed hashes, not plaintext. Values alone do not count: a
+    retained patient may share one (an allergy, a city)."""
+    return not barrier.check(text, (), [hit], count=False)
+
+
+def _retained_probes(corpus: Corpus, targets: Sequence[str], n: int, seed: int) -> list:
+    from sbu.data.cohort import trained_patients
+
+    kept = set(trained_patients(corpus)) - {record_id(t) for t in targets}
+    items = [q for q in corpus.qa if q.kind == "patient" and q.phrasing == "train" and q.about in kept]
+    if not items or n <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    return [items[i] for i in sorted(rng.choice(len(items), size=min(n, len(items)), replace=False))]

@@ -1,0 +1,126 @@
+"""The closed-loop agent on the tiny cohort: it answers through memory, writes back with provenance through the
+barrier, consolidates memory into its weights; and the backflow study shows the loop re-creating forgotten data
+when only memory was cleaned, and not under SBU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rdflib import URIRef
+
+from sbu.agent import Agent, cached_answer_text
+from sbu.errors import ConfigError
+from sbu.eval.backflow import backflow_study
+from sbu.eval.exposure import forgotten_strings
+from sbu.memory import open_store
+from sbu.memory.barrier import Barrier
+from sbu.memory.forget import forget
+from sbu.memory.ingest import ingest
+from sbu.memory.retrieval import Retriever
+from sbu.memory.vocab import META, PROV, SBU
+from sbu.model import prompts
+from sbu.model.consolidate import ConsolidationConfig, consolidate
+from sbu.model.recipe import Example
+from sbu.model.scoring import answer_logprobs
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SBU_BARRIER_KEY", raising=False)
+
+
+@pytest.fixture
+def memory(tiny_corpus):
+    store = open_store("oxigraph:")
+    ingest(store, tiny_corpus)
+    return store
+
+
+def _objects(store, node, prop) -> set[str]:
+    rows = store.query(f"SELECT ?o WHERE {{ GRAPH {META.n3()} {{ {node.n3()} {prop.n3()} ?o }} }}")
+    return {str(row[0]) for row in rows}
+
+
+def _items(corpus, patient, n=6):
+    return [q for q in corpus.qa if q.about == patient and q.phrasing == "train"][:n]
+
+
+def test_answers_are_written_back_with_provenance_and_no_plaintext_in_their_iri(tiny_corpus, tiny_lm, memory):
+    agent = Agent(tiny_lm, memory, Retriever.from_store(memory), k=2)
+    patient = tiny_corpus.splits["retain"][0]
+    items = _items(tiny_corpus, patient)
+    size = len(memory)
+    turns = agent.answer(items)
+    assert all(t.written for t in turns) and len(memory) > size
+    name = tiny_corpus.entity(patient).name
+    for t in turns:
+        node = URIRef(t.written)
+        assert name.split()[0] not in t.written and patient.split("/")[1] not in t.written
+        sources = _objects(memory, node, PROV.wasDerivedFrom)
+        assert sources == set(t.retrieved) and len(sources) == 2
+        assert node in agent.retriever  # indexed in the same step
+    texts = {text for t in turns for text in _objects(memory, URIRef(t.written), SBU.text)}
+    assert all(text.startswith("Q: ") for text in texts)
+    again = len(memory)
+    first = turns[0]
+    text = cached_answer_text(items[0].question, "an answer not written before")
+    written = [agent.write(text, [patient], [URIRef(s) for s in first.retrieved]) for _ in range(2)]
+    assert written[0] == written[1] and len(memory) == again + 5  # type, text, about, two sources: once
+
+
+def test_the_barrier_refuses_write_backs_about_a_forgotten_patient_and_keeps_the_others(tiny_corpus, tiny_lm,
+                                                                                         memory):
+    gone, kept = tiny_corpus.splits["forget10"][0], tiny_corpus.splits["retain"][0]
+    forget(memory, [gone])
+    barrier = Barrier.load(memory)
+    agent = Agent(tiny_lm, memory, Retriever.from_store(memory), barrier, k=2)
+    before = memory.content_hash()
+    refused = agent.answer(_items(tiny_corpus, gone))
+    assert all(t.written is None and "blocked id" in t.refused for t in refused)
+    assert memory.content_hash() == before and barrier.refused == len(refused)
+    allowed = agent.answer(_items(tiny_corpus, kept))
+    assert all(t.written for t in allowed)
+    secrets = forgotten_strings(tiny_corpus, [gone])
+    assert not any(s in text for s in secrets for text in agent.retriever.documents().values())
+    assert all(Example(prompts.closed_book(i.question), "") not in agent.recent for i in _items(tiny_corpus, gone))
+
+
+def test_consolidation_re_encodes_what_it_reads_and_leaves_the_input_model_alone(tiny_corpus, tiny_lm):
+    item = _items(tiny_corpus, tiny_corpus.splits["retain"][0], 1)[0]
+    wrong = next(o for i, o in enumerate(item.options) if i != item.answer)
+    prompt, target = prompts.closed_book(item.question), prompts.answer_continuation(wrong)
+    before = {k: v.clone() for k, v in tiny_lm.model.state_dict().items()}
+    logp = float(answer_logprobs(tiny_lm.model, tiny_lm.tokenizer, [prompt], [target])[0].sum())
+    for mode in ("lora", "full"):
+        taught = consolidate(tiny_lm, [Example(prompt, target)] * 16, ConsolidationConfig(mode=mode, epochs=3))
+        assert not hasattr(taught.model, "peft_config")  # a plain model again
+        after = float(answer_logprobs(taught.model, taught.tokenizer, [prompt], [target])[0].sum())
+        assert after > logp + 0.5, f"{mode}: consolidation did not raise the trained answer ({logp:.2f} → {after:.2f})"
+    assert all(torch.equal(before[k], v) for k, v in tiny_lm.model.state_dict().items())
+    with pytest.raises(ConfigError, match="mode"):
+        ConsolidationConfig(mode="half")
+
+
+def test_a_context_longer_than_the_model_is_cut_to_fit(tiny_corpus, tiny_lm, memory):
+    agent = Agent(tiny_lm, memory, Retriever.from_store(memory), k=3)
+    item = _items(tiny_corpus, tiny_corpus.splits["retain"][0], 1)[0]
+    long_texts = [" ".join(["asthma"] * 400), "short fact."]
+    context = agent.fit_context(item, long_texts)
+    prompt = prompts.with_context(item.question, context) + prompts.answer_continuation(max(item.options, key=len))
+    assert len(tiny_lm.tokenizer.encode(prompt)) <= tiny_lm.model.config.n_positions
+    assert agent.answer([item], write_back=False)  # answering with the cut context works
+    with pytest.raises(ConfigError, match="k"):
+        Agent(tiny_lm, memory, agent.retriever, k=0)
+
+
+@pytest.mark.slow
+def test_backflow_memory_only_recreates_forgotten_data_and_sbu_does_not(tiny_corpus, tiny_lm, tmp_path):
+    table, conditions = backflow_study(tiny_corpus, tiny_lm, "forget10", work=tmp_path, rounds=2, k=2,
+                                       unlearn={"steps": 5, "batch_size": 4}, progress=False,
+                                       conditions=("memory-only", "sbu"))
+    last = table[table["round"] == 2].set_index("condition")
+    assert last.loc["memory-only", "recreated_artifacts"] > 0 and last.loc["memory-only", "refused"] == 0
+    assert last.loc["sbu", "recreated_artifacts"] == 0 and last.loc["sbu", "refused"] > 0
+    assert (table[table.condition == "sbu"]["memory_exposure"] == 0).all()
+    assert conditions["sbu"].certificate is not None

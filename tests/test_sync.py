@@ -1,0 +1,185 @@
+"""The synchronized protocol on the tiny cohort and model: a request commits with a certificate and no plaintext in
+anything it wrote; the journal survives torn writes and keeps its seals shut; and a real ``sbu forget`` process
+killed with SIGKILL at every state boundary (and inside the memory step) is finished by ``sbu resume`` into the
+same memory as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from sbu.errors import ConfigError, JournalError, StoreError
+from sbu.eval.exposure import forgotten_strings
+from sbu.journal import Journal, Sealer
+from sbu.memory import open_store
+from sbu.memory.ingest import ingest
+from sbu.memory.retrieval import live_texts
+from sbu.sync import STATES, ForgetProtocol, ProtocolConfig, memory_content
+
+FAST = ProtocolConfig(unlearn={"steps": 4, "batch_size": 4}, max_rounds=2, retained_probes=10)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SBU_BARRIER_KEY", raising=False)
+    monkeypatch.delenv("SBU_FAULT", raising=False)
+
+
+def _patient(corpus):
+    return corpus.splits["forget10"][0]
+
+
+def _files_text(folder) -> str:
+    return "\n".join(p.read_bytes().decode("latin-1") for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_request_commits_and_nothing_it_wrote_holds_forgotten_plaintext(tiny_corpus, tiny_lm, tmp_path):
+    store = open_store("oxigraph:")
+    ingest(store, tiny_corpus)
+    patient = _patient(tiny_corpus)
+    protocol = ForgetProtocol(tmp_path / "work", store, tiny_lm, tiny_corpus, FAST)
+    certificate = protocol.submit([patient])
+    states = [r["state"] for r in protocol.journal.records()]
+    assert states[:3] == ["RECEIVED", "BARRIER", "MEMORY"] and states[-1] == "COMMITTED"
+    assert set(states) <= set(STATES) and 1 <= certificate.rounds <= FAST.max_rounds
+    assert certificate.counts["pruned"] > 0 and certificate.leakage[-1]["memory"] == 0.0
+    assert (tmp_path / "work" / certificate.request / "model" / "config.json").is_file()
+    assert len(certificate.adapter_sha256) == 64 and certificate.targets[0] != patient
+    texts = live_texts(store).values()
+    secrets = forgotten_strings(tiny_corpus, [patient]) + [patient]
+    assert not any(s in t for s in secrets for t in texts)
+    written = _files_text(tmp_path / "work")  # journal, certificate, adapters, model, logs
+    leaked = [s for s in secrets if len(s) >= 4 and re.search(re.escape(s), written)]
+    assert leaked == [], f"plaintext of forgotten data in the work folder: {leaked}"
+    with pytest.raises(StoreError, match="already committed|no assertion"):
+        protocol.submit([patient])
+
+
+def test_a_bad_request_is_a_clear_error_and_writes_nothing(tiny_corpus, tiny_lm, tmp_path):
+    store = open_store("oxigraph:")
+    ingest(store, tiny_corpus)
+    before = store.content_hash()
+    protocol = ForgetProtocol(tmp_path / "work", store, tiny_lm, tiny_corpus, FAST)
+    for bad in (["patient/nobody"], [], ["   "], ["patient/p0' } ; DROP ALL ; #"]):
+        with pytest.raises(StoreError):
+            protocol.submit(bad)
+    assert store.content_hash() == before and not (tmp_path / "work" / "journal.jsonl").exists()
+    with pytest.raises(ConfigError, match="unknown unlearning hyper-parameter"):
+        ProtocolConfig(unlearn={"stepz": 3})
+    with pytest.raises(ConfigError, match="epsilon"):
+        ProtocolConfig(epsilon=1.5)
+
+
+def test_the_journal_ignores_a_torn_last_line_and_refuses_a_corrupted_one(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append({"request": "r1", "state": "RECEIVED"})
+    journal.append({"request": "r1", "state": "BARRIER"})
+    with open(journal.path, "a") as handle:
+        handle.write('{"request": "r1", "state": "MEM')  # a write cut short by a crash
+    assert [r["state"] for r in journal.records()] == ["RECEIVED", "BARRIER"] and journal.pending() == ["r1"]
+    journal.append({"request": "r1", "state": "MEMORY"})  # the torn record is cut, the new one starts clean
+    assert [r["state"] for r in journal.records()] == ["RECEIVED", "BARRIER", "MEMORY"]
+    text = journal.path.read_text().replace('"BARRIER"', '"BARR')
+    journal.path.write_text(text)
+    with pytest.raises(JournalError, match="line 2"):
+        journal.records()
+    assert oct(journal.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_seals_hide_their_content_and_open_only_with_the_same_key(tmp_path):
+    sealer = Sealer(b"k" * 32)
+    token = sealer.seal({"targets": ["patient/p007"]})
+    assert "p007" not in token and sealer.open(token) == {"targets": ["patient/p007"]}
+    with pytest.raises(JournalError, match="does not open"):
+        Sealer(b"x" * 32).open(token)
+    with pytest.raises(JournalError):
+        sealer.open(token[:-4] + "AAAA")
+
+
+# -- crash safety: a real process, killed for real ------------------------------------------------------------
+CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "compact-swap", "after-MEMORY",
+                "after-PARAMETER", "after-VERIFY"]
+
+
+@pytest.fixture(scope="module")
+def cli_setup(tiny_corpus, tiny_lm, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    tiny_corpus.write(folder / "corpus")
+    return {"corpus": folder / "corpus", "model": tiny_lm.path, "cache": folder / "cache"}
+
+
+def _run(args: list[str], setup, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SBU_CACHE": str(setup["cache"])}
+    env.pop("SBU_FAULT", None)
+    if fault:
+        env["SBU_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "sbu.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _forget_args(setup, store_dir, work, patient) -> list[str]:
+    return ["forget", "--patient", patient, "--store", f"oxigraph:{store_dir}", "--model", str(setup["model"]),
+            "--corpus", str(setup["corpus"]), "--work", str(work), "--steps", "4", "--max-rounds", "2"]
+
+
+def _fresh_store(tiny_corpus, path):
+    with open_store(f"oxigraph:{path}") as store:
+        ingest(store, tiny_corpus)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_corpus, cli_setup, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference")
+    _fresh_store(tiny_corpus, folder / "store")
+    done = _run(_forget_args(cli_setup, folder / "store", folder / "work", _patient(tiny_corpus)), cli_setup)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open_store(f"oxigraph:{folder / 'store'}", create=False) as store:
+        return memory_content(store)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_at_every_boundary_then_resume_gives_the_uninterrupted_memory(point, tiny_corpus, cli_setup,
+                                                                              uninterrupted, tmp_path):
+    patient = _patient(tiny_corpus)
+    _fresh_store(tiny_corpus, tmp_path / "store")
+    killed = _run(_forget_args(cli_setup, tmp_path / "store", tmp_path / "work", patient), cli_setup, fault=point)
+    assert killed.returncode == -9, f"not killed at {point}: rc {killed.returncode}\n{killed.stderr[-2000:]}"
+    journal = Journal(tmp_path / "work" / "journal.jsonl")
+    assert journal.pending(), "the killed request should be pending"
+    resumed = _run(["resume", "--work", str(tmp_path / "work")], cli_setup)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not journal.pending() and journal.records()[-1]["state"] == "COMMITTED"
+    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+        assert memory_content(store) == uninterrupted
+        texts = list(live_texts(store).values())
+    secrets = forgotten_strings(tiny_corpus, [patient])
+    assert not any(s in t for s in secrets for t in texts), "a forgotten value is still retrievable"
+    kept = [f for f in tiny_corpus.facts if f.about != patient]
+    assert all(f.text in texts for f in kept), "a retained fact was lost"
+    certificate = json.loads(next((tmp_path / "work").glob("*/certificate.json")).read_text())
+    assert certificate["rounds"] >= 1 and certificate["leakage"][-1]["memory"] == 0.0
+    assert not list(tmp_path.glob("store.*")), "a compaction left its old or half-built files"
+
+
+def test_requests_one_after_another_chain_their_models_and_one_request_takes_them_all(tiny_corpus, tiny_lm,
+                                                                                     tmp_path):
+    from sbu.eval.requests import batch_request, request_patients, sequential_requests
+
+    patients = request_patients(tiny_corpus, 2)
+    assert len(patients) == 2 and not set(patients) & set(tiny_corpus.splits["holdout"])
+    table = sequential_requests(tiny_corpus, tiny_lm, patients, work=tmp_path / "seq", config=FAST, kept_probes=10,
+                                progress=False)
+    assert list(table["patients forgotten"]) == [0, 1, 2] and (table["pruned"].iloc[1:] > 0).all()
+    journal = Journal(tmp_path / "seq" / "journal.jsonl")
+    first, second = journal.requests()
+    assert journal.records(second)[0]["model"] == str(tmp_path / "seq" / first / "model")  # chained, resumable
+    together = batch_request(tiny_corpus, tiny_lm, patients, work=tmp_path / "one", config=FAST, kept_probes=10)
+    assert together["patients forgotten"].iloc[0] == 2
+    assert together["pruned"].iloc[0] == table["pruned"].iloc[1:].sum()
