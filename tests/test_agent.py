@@ -17,7 +17,7 @@ from sbu.memory.barrier import Barrier
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
 from sbu.memory.retrieval import Retriever
-from sbu.memory.vocab import META, PROV, SBU
+from sbu.memory.vocab import META, PROV, SBU, iri
 from sbu.model import prompts
 from sbu.model.consolidate import ConsolidationConfig, consolidate
 from sbu.model.recipe import Example
@@ -124,3 +124,15 @@ def test_backflow_memory_only_recreates_forgotten_data_and_sbu_does_not(tiny_cor
     assert last.loc["sbu", "recreated_artifacts"] == 0 and last.loc["sbu", "refused"] > 0
     assert (table[table.condition == "sbu"]["memory_exposure"] == 0).all()
     assert conditions["sbu"].certificate is not None
+
+
+def test_cached_answers_about_a_patient_are_forgotten_with_it_whatever_they_were_derived_from(tiny_corpus,
+                                                                                               tiny_lm, memory):
+    gone = tiny_corpus.splits["forget10"][0]
+    other = next(f for f in tiny_corpus.facts if f.about != gone)  # a source that is not the patient's
+    agent = Agent(tiny_lm, memory, Retriever.from_store(memory))
+    question = _items(tiny_corpus, gone, 1)[0].question
+    node, _ = agent.write(cached_answer_text(question, "something"), [gone], [URIRef(str(iri(other.id)))])
+    plan, result = forget(memory, [gone])
+    assert URIRef(node) in plan.seeds and URIRef(node) in result.pruned
+    assert not _objects(memory, URIRef(node), SBU.text)

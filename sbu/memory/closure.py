@@ -12,7 +12,7 @@ from sbu.memory.vocab import iri
 
 
 def seeds_of(store: MemoryStore, entity_id: str) -> list[URIRef]:
-    """The assertions ``sbu:about`` an entity, sorted."""
+    """The seeds of forgetting an entity: its assertions and the artifacts about it alone, sorted."""
     rows = store.query(with_values(load_query("seeds"), "entity", [iri(entity_id)]))
     return sorted(URIRef(str(row[0])) for row in rows)
 

@@ -1,6 +1,7 @@
 """The forget plan: a dry run that says what a request would prune, tombstone and keep (SPEC §3.1–3.3).
 
-Read it as a straight path: seeds (assertions about the target) → closure (everything derived from them) → split:
+Read it as a straight path: seeds (assertions about the target, and artifacts about the target alone, such as an
+agent's cached answers about that patient [choice]) → closure (everything derived from them) → split:
 *isolated* artifacts, every source of which lies in the closure, are pruned; *shared* artifacts, which also derive
 from something outside it, are tombstoned and repaired; an entity all of whose assertions are in the closure is
 pruned, the others stay. Nothing is changed here.
@@ -47,20 +48,22 @@ class ForgetPlan:
         return pd.DataFrame(rows, columns=["iri", "decision"])
 
 
-def split(store: MemoryStore, closed: set[URIRef]) -> tuple[set[URIRef], set[URIRef]]:
+def split(store: MemoryStore, closed: set[URIRef], seeds: Iterable[URIRef] = ()) -> tuple[set[URIRef], set[URIRef]]:
     """(isolated, shared) of a closure. An artifact is shared when one of its direct sources lies outside the
-    closure or is itself shared; the rule is applied in derivation order, so depth does not matter."""
+    closure or is itself shared; the rule is applied in derivation order, so depth does not matter. ``seeds`` are
+    never shared: an artifact about the target alone is forgotten whole, whatever it was derived from."""
     if not closed:
         return set(), set()
     sources: dict[URIRef, set[URIRef]] = {}
     for row in store.query(with_values(load_query("sources"), "x", sorted(closed))):
         sources.setdefault(URIRef(str(row[0])), set()).add(URIRef(str(row[1])))
     shared: set[URIRef] = set()
+    pinned = set(seeds)
     changed = True
     while changed:  # a fixed point over the closure's sub-DAG (small: it follows the closure, not the graph)
         changed = False
         for x, srcs in sources.items():
-            if x not in shared and any(s not in closed or s in shared for s in srcs):
+            if x not in shared and x not in pinned and any(s not in closed or s in shared for s in srcs):
                 shared.add(x)
                 changed = True
     return closed - shared, shared
@@ -85,7 +88,7 @@ def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
             raise StoreError(f"no assertion in memory is about {target!r}; check the id (e.g. 'patient/p007')")
         seeds |= set(found)
     closed = closure(store, seeds)
-    isolated, shared = split(store, closed)
+    isolated, shared = split(store, closed, seeds)
     touched = sorted(URIRef(str(row[0])) for row in store.query(with_values(load_query("entities"), "seed",
                                                                               sorted(seeds))))
     ask = with_not_in(load_query("entity_kept"), "other", sorted(closed))

@@ -43,9 +43,9 @@ def test_injection_strings_are_stored_as_data_and_forgotten_like_any_data(store)
     texts = {str(r[0]) for r in store.query(
         "SELECT ?t WHERE { GRAPH <https://w3id.org/sbu/graph/meta> { ?x <https://w3id.org/sbu/ns#text> ?t } }")}
     assert {f"Note: {s}" for s in INJECTIONS} <= texts, "every hostile string comes back byte for byte"
-    assert len(seeds_of(store, BAD_IDS[0])) == len(INJECTIONS)
+    assert len(seeds_of(store, BAD_IDS[0])) == len(INJECTIONS) + 1  # its facts and its summary (about it alone)
     plan, result = forget(store, [BAD_IDS[0]], Barrier(bytes(32)))
-    assert len(plan.seeds) == len(INJECTIONS) and len(result.tombstoned) == 1
+    assert len(plan.seeds) == len(INJECTIONS) + 1 and len(result.tombstoned) == 1
     dump = store.nquads()
     assert "Ana Plain lives in Bilbao." in dump and seeds_of(store, "patient/p002")
     remaining = {str(r[0]) for r in store.query(

@@ -50,7 +50,8 @@ def requests(draw):
 
 def reference(corpus: Corpus, target: str):
     """(closure, isolated, shared, pruned entities) by plain traversal of the records."""
-    seeds = {f.id for f in corpus.facts if f.about == target}
+    pinned = {a.id for a in corpus.artifacts if set(a.about) == {target}}  # artifacts about the target alone
+    seeds = {f.id for f in corpus.facts if f.about == target} | pinned
     arts = {a.id: a for a in corpus.artifacts}
     closed, changed = set(seeds), True
     while changed:
@@ -59,7 +60,7 @@ def reference(corpus: Corpus, target: str):
         closed |= grown
 
     def roots(x):
-        return {x} if x not in arts else set().union(*(roots(s) for s in arts[x].derived_from))
+        return {x} if x not in arts or x in pinned else set().union(*(roots(s) for s in arts[x].derived_from))
 
     shared = {x for x in closed if x in arts and not roots(x) <= seeds}
     touched = {e for f in corpus.facts if f.id in seeds for e in (f.about, *f.entities)}
