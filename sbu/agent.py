@@ -121,16 +121,17 @@ class Agent:
               kind: str = "cached_answer") -> tuple[str | None, tuple[str, ...]]:
         """Write one artifact to memory and the index, through the barrier; return (its IRI or None, the
         barrier's reasons for refusing it)."""
-        if self.barrier is not None:
-            verdict = self.barrier.check(text, about, derived_from)
-            if not verdict:
-                return None, verdict.reasons
         sources = sorted(URIRef(str(s)) for s in derived_from)
         node = iri(f"answer/{keyed_hash(self.key, 'answer', text, *sorted(about), *map(str, sources))[:20]}")
-        quads = [(node, RDF.type, ARTIFACT_CLASS[kind], META), (node, SBU.text, Literal(text), META)]
+        quads = [(node, SBU.text, Literal(text), META), (node, RDF.type, ARTIFACT_CLASS[kind], META)]
         quads += [(node, SBU.about, iri(record_id(a)), META) for a in about]
         quads += [(node, PROV.wasDerivedFrom, s, META) for s in sources]
-        self.store.add_quads(quads)
+        if self.barrier is not None:  # checked, and inserted only if memory's blocklist agrees at that moment
+            verdict = self.barrier.write(self.store, quads, text, about, sources)
+            if not verdict:
+                return None, verdict.reasons
+        else:
+            self.store.add_quads(quads)
         self.retriever.add({node: text})
         return str(node), ()
 

@@ -154,6 +154,16 @@ def forget(args) -> int:
     _say(f"COMMITTED after {certificate.rounds} round(s); certificate {Path(args.work) / certificate.request}"
          "/certificate.json")
     print(certificate.to_json())
+    if args.purge_caches:
+        import shutil
+
+        from sbu.model.base import models_trained_on
+
+        gone = models_trained_on(_corpus(_corpus_ref(args)), args.patient)
+        for path in gone:
+            shutil.rmtree(path)
+        _say(f"purged {len(gone)} cached model(s) trained on data that held the forgotten patient(s); the next run "
+             "that needs one trains it again (the unlearned model is in the work folder)")
     return 0
 
 
@@ -175,6 +185,16 @@ def resume(args) -> int:
             protocol = _protocol(Path(args.work), store, received["model"], received["corpus"], config)
             certificate = protocol.resume(request)
         _say(f"COMMITTED {request} after {certificate.rounds} round(s)")
+    return 0
+
+
+def rotate_key(args) -> int:
+    from sbu.memory.barrier import default_key_path
+    from sbu.memory.barrier import rotate_key as rotate
+
+    new_id = rotate()
+    print(f"[sbu rotate-key] new barrier key {new_id} (its id; the key itself is never printed) at the head of "
+          f"{default_key_path()}; the old keys stay below it and keep checking their blocklists")
     return 0
 
 
@@ -222,11 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="SRA steps per round (default: sbu.model.unlearn's)")
     p.add_argument("--epsilon", type=float, default=0.15, help="leakage allowed at commit")
     p.add_argument("--max-rounds", type=int, default=3)
+    p.add_argument("--purge-caches", action="store_true", help="after the commit, delete the cached models that "
+                   "were trained on the forgotten patients (training caches hold the data; see RELIABILITY.md)")
     p.set_defaults(func=forget)
 
     p = sub.add_parser("resume", help="finish every forget request of a work folder that did not commit")
     p.add_argument("--work", default="results/forget")
     p.set_defaults(func=resume)
+
+    p = sub.add_parser("rotate-key", help="put a new barrier key first in the key file (old ones keep checking)")
+    p.set_defaults(func=rotate_key)
 
     args = parser.parse_args(argv)
     try:

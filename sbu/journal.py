@@ -61,6 +61,8 @@ class Journal:
     def records(self, request: str | None = None) -> list[dict]:
         if not self.path.exists():
             return []
+        if not self.path.is_file():
+            raise JournalError(f"the journal {self.path} is not a file")
         lines = self.path.read_text(encoding="utf-8").split("\n")
         out = []
         for number, line in enumerate(lines, 1):
@@ -90,11 +92,12 @@ class Journal:
 class Sealer:
     """Encrypt-and-authenticate JSON values for the journal, under a key derived from the barrier key."""
 
-    def __init__(self, barrier_key: bytes):
-        from cryptography.fernet import Fernet
+    def __init__(self, barrier_key: bytes, *retired: bytes):
+        from cryptography.fernet import Fernet, MultiFernet
 
-        derived = hmac.new(barrier_key, b"sbu journal seal v1", hashlib.sha256).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        fernets = [Fernet(base64.urlsafe_b64encode(hmac.new(k, b"sbu journal seal v1", hashlib.sha256).digest()))
+                   for k in (barrier_key, *retired)]
+        self._fernet = MultiFernet(fernets)  # seals with the current key, opens with any (after a rotation)
 
     def seal(self, value) -> str:
         return self._fernet.encrypt(json.dumps(value, sort_keys=True).encode()).decode()

@@ -42,7 +42,7 @@ from sbu import faults
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError, JournalError, StoreError
 from sbu.journal import Journal, Sealer
-from sbu.memory.barrier import Barrier, keyed_hash, load_key, record_id
+from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri
 from sbu.memory.plan import plan_forget
 from sbu.memory.retrieval import Retriever
@@ -63,12 +63,15 @@ class ProtocolConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not 0 <= self.epsilon < 1:
+        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, int | float) or not 0 <= self.epsilon < 1:
             raise ConfigError(f"epsilon (the leakage allowed at commit) must be in [0, 1), got {self.epsilon!r}")
-        for name in ("max_rounds", "k"):
+        for name, least, most in (("max_rounds", 1, 100), ("k", 1, 100), ("retained_probes", 0, 100_000),
+                                  ("seed", 0, 2**31 - 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer ≥ 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+                raise ConfigError(f"{name} must be an integer in [{least}, {most:_}], got {value!r}")
+        if not isinstance(self.unlearn, dict):
+            raise ConfigError(f"unlearn must be a dict of SRA hyper-parameters, got {self.unlearn!r}")
         from sbu.model.unlearn import UnlearnConfig
 
         UnlearnConfig.of(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
@@ -125,19 +128,18 @@ class ForgetProtocol:
         self.work = Path(work)
         self.store, self.lm, self.corpus = store, lm, corpus
         self.config = config or ProtocolConfig()
-        self.key = key if key is not None else load_key()
-        self.barrier = Barrier.load(store, self.key)
+        self.barrier = Barrier.load(store, key)
+        self.key = self.barrier.key
         self.retriever = retriever
         self.corpus_ref = corpus_ref or {}
         self.journal = Journal(self.work / "journal.jsonl")
-        self.sealer = Sealer(self.key)
+        self.sealer = Sealer(self.key, *self.barrier.retired)
         self.log = log or (lambda message: None)
 
     # -- entry points ----------------------------------------------------------------------------------------
     def submit(self, targets: Sequence[str] | str) -> Certificate:
         """Receive a request for ``targets`` (entity ids) and run it to COMMITTED."""
-        if isinstance(targets, str):
-            targets = [targets]
+        targets = _checked_targets(targets)
         plan = plan_forget(self.store, targets)  # a bad request is a clear StoreError here; nothing written yet
         request = str(request_iri(self.key, plan.targets))
         token = request.rsplit("/", 1)[1]
@@ -218,6 +220,7 @@ class ForgetProtocol:
         counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
         if remaining and not (round_no == 1 and applied(self.store, request_node)):
             plan = plan_forget(self.store, remaining)
+            _forget_cached_vectors(self.store, plan.closure)  # before the texts go: they name the cache files
             result = apply_forget(self.store, plan, self.barrier)
             counts = {"pruned": len(result.pruned), "tombstoned": len(result.tombstoned),
                       "successors": len(result.successors)}
@@ -332,12 +335,51 @@ def memory_content(store: MemoryStore) -> list[str]:
                   if "invalidatedAtTime" not in line and "startedAtTime" not in line)
 
 
+MAX_TARGETS = 10_000  # entities in one request
+MAX_ID_LENGTH = 2_048  # characters in one entity id
+
+
+def _checked_targets(targets) -> list[str]:
+    """The request's entity ids, or a clear error before anything is read or written."""
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list | tuple):
+        raise StoreError(f"a forget request is a list of entity ids such as ['patient/p007'], got {targets!r:.80}")
+    if len(targets) > MAX_TARGETS:
+        raise ConfigError(f"a forget request names at most {MAX_TARGETS:_} entities, got {len(targets):_}; "
+                          "split it into several requests")
+    for t in targets:
+        if not isinstance(t, str) or not t.strip():
+            raise StoreError(f"a forget request names entities by id strings such as 'patient/p007'; got {t!r:.80}")
+        if len(t) > MAX_ID_LENGTH:
+            raise StoreError(f"an entity id of {len(t):_} characters is not an id (at most {MAX_ID_LENGTH:_})")
+    ids = [record_id(t) for t in targets]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise StoreError(f"the request names {len(twice)} entit{'y' if len(twice) == 1 else 'ies'} twice (an id and "
+                         "its IRI count as the same); name each once")
+    return list(targets)
+
+
 def _plain(value) -> bool:
     try:
         json.dumps(value)
         return True
     except TypeError:
         return False
+
+
+def _forget_cached_vectors(store: MemoryStore, nodes) -> int:
+    """Delete the embedding cache's vectors of the texts about to be forgotten (an embedding can be inverted)."""
+    from sbu.memory.embedding import Embedder
+    from sbu.memory.sparql import with_values
+    from sbu.memory.vocab import META, SBU
+
+    if not nodes:
+        return 0
+    query = with_values(f"SELECT ?t WHERE {{ #VALUES ?x\n GRAPH {META.n3()} {{ ?x {SBU.text.n3()} ?t }} }}", "x",
+                        sorted(nodes))
+    return Embedder().forget(str(row[0]) for row in store.query(query))
 
 
 def _successor_count(store: MemoryStore, request: URIRef) -> int:

@@ -139,8 +139,34 @@ def uninterrupted(tiny_corpus, cli_setup, tmp_path_factory):
     _fresh_store(tiny_corpus, folder / "store")
     done = _run(_forget_args(cli_setup, folder / "store", folder / "work", _patient(tiny_corpus)), cli_setup)
     assert done.returncode == 0, done.stderr[-2000:]
+    (folder / "forget.log").write_text(done.stdout + done.stderr)
     with open_store(f"oxigraph:{folder / 'store'}", create=False) as store:
-        return memory_content(store)
+        return {"content": memory_content(store), "folder": folder}
+
+
+def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(uninterrupted, tiny_corpus, cli_setup):
+    """Store folder (compacted), journal, certificate, adapters, model, the command's log, the embedding cache:
+    none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones match binary
+    noise)."""
+    patient = _patient(tiny_corpus)
+    secrets = [s for s in forgotten_strings(tiny_corpus, [patient]) + [patient]
+               + [f.text for f in tiny_corpus.facts if f.about == patient] if len(s) >= 4]
+    written = _files_text(uninterrupted["folder"]) + _files_text(cli_setup["cache"] / "embeddings")
+    assert written and [s for s in secrets if s in written] == []
+
+
+def test_purge_caches_finds_the_cached_models_trained_on_a_patient(tiny_corpus, tiny_lm, tmp_path):
+    import shutil
+
+    from sbu.model.base import INFO_FILE, models_trained_on
+
+    base = shutil.copytree(tiny_lm.path, tmp_path / "models" / "base")
+    retrain = shutil.copytree(tiny_lm.path, tmp_path / "models" / "retrain")  # a model that excluded forget10
+    info = json.loads((retrain / INFO_FILE).read_text())
+    (retrain / INFO_FILE).write_text(json.dumps({**info, "exclude": "forget10"}))
+    found = models_trained_on(tiny_corpus, [_patient(tiny_corpus)], cache=tmp_path / "models")
+    assert found == [base]  # the retrain model never saw the patient
+    assert models_trained_on(tiny_corpus, ["patient/nobody"], cache=tmp_path / "models") == []
 
 
 @pytest.mark.slow
@@ -157,7 +183,7 @@ def test_sigkill_at_every_boundary_then_resume_gives_the_uninterrupted_memory(po
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not journal.pending() and journal.records()[-1]["state"] == "COMMITTED"
     with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
-        assert memory_content(store) == uninterrupted
+        assert memory_content(store) == uninterrupted["content"]
         texts = list(live_texts(store).values())
     secrets = forgotten_strings(tiny_corpus, [patient])
     assert not any(s in t for s in secrets for t in texts), "a forgotten value is still retrievable"

@@ -117,6 +117,10 @@ class MemoryStore:
 
     def close(self) -> None:
         self.dataset.close()
+        if self.path is not None:  # a query result left in a reference cycle would keep the folder's lock
+            import gc
+
+            gc.collect()
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -160,7 +164,14 @@ def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
                              "or 'oxigraph:' for an in-memory store")
         if path.exists() and not path.is_dir():
             raise StoreError(f"{str(path)!r} is a file, not a store folder")
-        dataset.open(str(path), create=not path.exists())
+        try:
+            dataset.open(str(path), create=not path.exists())
+        except OSError as err:
+            if "lock" in str(err).lower():
+                raise StoreError(f"the memory store at {str(path)!r} is in use by another process (an on-disk "
+                                 "Oxigraph store has one writer at a time): stop it, or serve the store with "
+                                 "`oxigraph serve` and give its http://…/query URL") from None
+            raise StoreError(f"the memory store at {str(path)!r} cannot be opened: {err}") from None
         return MemoryStore(url, "oxigraph", dataset, path.resolve())
     return MemoryStore(url, "oxigraph", dataset)
 

@@ -253,11 +253,36 @@ def load(model_name_or_path: str | Path) -> CausalLM:
     if not path.is_dir():
         raise DataFileError(f"no model at {str(path)!r}: give a folder written by save_pretrained "
                             "(nothing is downloaded at run time)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        vocab = getattr(model.config, "vocab_size", None)
+        if len(tokenizer) < 2 or (vocab and len(tokenizer) > vocab):  # transformers makes an empty one silently
+            raise ValueError(f"no usable tokenizer: {len(tokenizer)} tokens for a model of {vocab}")
+        info_file = path / INFO_FILE
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {"name": path.name}
+    except Exception as err:  # missing, truncated or garbled files raise whatever their reader raises
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise DataFileError(f"the model folder {str(path)!r} cannot be loaded ({first}); it must hold a causal LM "
+                            "and its tokenizer written by save_pretrained") from err
     model.eval()
-    info_file = path / INFO_FILE
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {"name": path.name}
     return CausalLM(model, tokenizer, path, info)
+
+
+def models_trained_on(corpus: Corpus, patients, cache: Path | None = None) -> list[Path]:
+    """The cached models of this corpus whose training data held any of ``patients`` (the base model, and any
+    retrain model whose excluded split does not cover them): what a forget request cannot unlearn from a cache,
+    only delete (``sbu forget --purge-caches``)."""
+    folder = cache or cache_dir() / "models"
+    fingerprint, wanted = corpus_fingerprint(corpus), set(patients) & {f.about for f in corpus.facts}
+    found = []
+    for path in sorted(p for p in folder.glob("*") if (p / INFO_FILE).is_file()):
+        info = json.loads((path / INFO_FILE).read_text())
+        if info.get("corpus") != fingerprint:
+            continue
+        excluded = set(corpus.splits.get(info["exclude"], [])) if info.get("exclude") else set()
+        if wanted - excluded:
+            found.append(path)
+    return found

@@ -62,12 +62,15 @@ class UnlearnConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "lora_rank", "calibrate_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name, most in (("steps", 1_000_000), ("batch_size", 4096), ("lora_rank", 1024),
+                           ("calibrate_every", 1_000_000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
+                raise ConfigError(f"{name} must be an integer in [1, {most:_}], got {value!r}")
         for name in ("lr", "tau", "beta", "simnpo_beta"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
         if self.alpha < 0:
             raise ConfigError(f"alpha must be ≥ 0, got {self.alpha!r}")
         from sbu.eval.mia import ATTACKS

@@ -8,6 +8,7 @@ import pytest
 
 from sbu.errors import ConfigError
 from sbu.memory.barrier import Barrier, keyed_hash, load_key, normalize
+from sbu.memory.vocab import iri
 
 
 def test_a_missing_key_file_is_created_readable_by_its_owner_only(tmp_path):
@@ -57,3 +58,26 @@ def test_a_text_check_finds_a_blocked_multi_word_value_anywhere_in_a_long_text()
     assert not barrier.check(text, about=["patient/p001"])
     assert barrier.check(text.replace("75", "50"), about=["patient/p001"])
     assert barrier.refused == 1 and barrier.refusals == {"blocked value": 1}
+
+
+def test_a_rotated_key_keeps_checking_the_old_blocklist_and_a_missing_key_is_an_error(tmp_path):
+    from sbu.memory import open_store
+    from sbu.memory.barrier import default_key_path, load_keys, rotate_key
+
+    store = open_store("oxigraph:")
+    old = Barrier.load(store)
+    old.raise_for(store, iri("request/old"), old.entries(ids=["patient/p1"], names=["Alice Smith"]))
+    rotate_key()
+    assert oct(default_key_path().stat().st_mode & 0o777) == "0o600" and len(load_keys()) == 2
+    rotated = Barrier.load(store)
+    assert rotated.key != old.key and rotated.retired == (old.key,)
+    assert not rotated.check("ALICE smith was here", count=False)  # the old blocklist still holds
+    assert not rotated.check("a note", about=["patient/p1"], count=False)
+    rotated.raise_for(store, iri("request/new"), rotated.entries(names=["Bob Jones"]))
+    assert not Barrier.load(store).check("bob  JONES", count=False)
+    default_key_path().unlink()  # the key file is lost: an error, and no new key is made behind the user's back
+    with pytest.raises(ConfigError, match="missing"):
+        Barrier.load(store)
+    assert not default_key_path().exists()
+    with pytest.raises(ConfigError, match="not among the barrier keys"):
+        Barrier.load(store, key=bytes(32))
