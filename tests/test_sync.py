@@ -100,6 +100,10 @@ def test_seals_hide_their_content_and_open_only_with_the_same_key(tmp_path):
         Sealer(b"x" * 32).open(token)
     with pytest.raises(JournalError):
         sealer.open(token[:-4] + "AAAA")
+    rotated = Sealer(b"n" * 32, b"k" * 32)  # after a key rotation: seals with the new key, opens the old seals
+    assert rotated.open(token) == {"targets": ["patient/p007"]}
+    with pytest.raises(JournalError):
+        Sealer(b"k" * 32).open(rotated.seal({"x": 1}))
 
 
 # -- crash safety: a real process, killed for real ------------------------------------------------------------
