@@ -85,7 +85,6 @@ def main(argv=None) -> None:
     with open_store(f"oxigraph:{reference_dir / 'store'}", create=False) as store:
         reference = memory_content(store)
     started = time.perf_counter()
-    uninterrupted = time.perf_counter()
     secrets = forgotten_strings(corpus, [patient])
     kept = [f.text for f in corpus.facts if f.about != patient]
     rows = []
@@ -124,7 +123,7 @@ def main(argv=None) -> None:
 
     table = pd.DataFrame(rows)
     killed = int((table["exit"] == -9).sum())
-    print(f"\nruns: {len(table)} in {(time.perf_counter() - uninterrupted) / 60:.1f} min; killed by SIGKILL: {killed}; "
+    print(f"\nruns: {len(table)} in {(time.perf_counter() - started) / 60:.1f} min; killed by SIGKILL: {killed}; "
           f"resumed: {int(table['resumed'].notna().sum())}; committed: {int(table['committed'].sum())}; "
           f"memory equal to the uninterrupted run: {int(table['same memory'].sum())}; forgotten values left: "
           f"{int(table['leaked values'].sum())}; retained facts lost: {int(table['facts lost'].sum())}; "

@@ -18,7 +18,6 @@ re-created, and the write-backs the barrier refused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from sbu.agent import Agent, Turn
 from sbu.data.cohort import patients_in, trained_patients
 from sbu.data.schema import Corpus, QAItem
 from sbu.errors import ConfigError
-from sbu.eval.exposure import forgotten_strings, memory_exposure
+from sbu.eval.exposure import _occurs, forgotten_strings, memory_exposure
 from sbu.memory import open_store
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
@@ -117,7 +116,7 @@ def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], r
     agent, forgotten = condition.agent, set(condition.patients)
     live = {str(iri): text for iri, text in agent.retriever.documents().items()}
     names = {p: corpus.entity(p).name for p in forgotten}
-    back = sum(any(names[q.about] in text and _has(q.answer_text, text) for text in live.values())
+    back = sum(any(names[q.about] in text and _occurs(q.answer_text, text) for text in live.values())
                for q in forget_items)
     recreated = sum(iri.startswith(ID_BASE + "answer/") and any(s in text for s in secrets)
                     for iri, text in live.items())
@@ -133,10 +132,6 @@ def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], r
             "recreated_artifacts": recreated,
             "written": sum(t.written is not None for t in turns),
             "refused": sum(bool(t.refused) for t in turns)}
-
-
-def _has(needle: str, text: str) -> bool:
-    return re.search(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])", text) is not None
 
 
 def backflow_study(corpus: Corpus, base: CausalLM, forget_split: str = "forget05", *, work: str | Path,
