@@ -4,7 +4,8 @@
 loads from the cache) the base and retrain models of a profile and prints their accuracy table and targets;
 ``sbu cohort`` writes the synthetic cohort as JSONL; ``sbu ingest`` loads a corpus into a memory store;
 ``sbu forget`` runs a forget request through the synchronized protocol (:mod:`sbu.sync`) and ``sbu resume``
-finishes every request a crash interrupted.
+finishes every request a crash interrupted; ``sbu batch`` runs one notebook over a parameter grid
+(:mod:`sbu.batch`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def run(args) -> int:
     found = {p.suffix.lstrip(".") for p in out.rglob("*.*")}
     print(" · ".join(f"{label}: */*.{ext}" for ext, label in kinds.items() if ext in found))
     return 0
+
+
+def batch(args) -> int:
+    from sbu.batch import run_sweep
+
+    report = run_sweep(args.sweep, workers=args.workers, out=args.out, notebooks_dir=args.notebooks_dir)
+    return 0 if report.ok else 1
 
 
 def model_report(args) -> int:
@@ -209,6 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default results/<timestamp>)")
     p.add_argument("notebooks", nargs="*", help="run only these notebooks (name prefixes such as 01 or 02)")
     p.set_defaults(func=run)
+
+    p = sub.add_parser("batch", help="run one notebook over a parameter grid (a sweep file), resumably, into "
+                       "results/NAME/<run-id>/", description="Run the notebook of a sweep file once per combination "
+                       "of its grid with papermill, in --workers processes, into OUT/NAME/<run-id>/ (NAME: the sweep "
+                       "file's name); then OUT/NAME/results.csv (every run's table), runs.csv and, for a long-format "
+                       "table, summary.csv and summary.png/.svg. Started again, it skips finished runs and retries "
+                       "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
+                       "sweep file is wrong (nothing is run then). The file format is in sbu/batch.py.")
+    p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
+    p.add_argument("--workers", type=int, default=1, help="notebooks running at once (default 1)")
+    p.add_argument("--out", help="folder that receives NAME/ (default results/)")
+    p.add_argument("--notebooks-dir", help="where the sweep's notebook: is looked up by name or name prefix "
+                   "(default notebooks/ of this checkout; the tests use tests/data)")
+    p.set_defaults(func=batch)
 
     p = sub.add_parser("model-report", help="train or load the base and retrain models and print their targets")
     p.add_argument("--profile", default="smoke")

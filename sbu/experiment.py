@@ -49,7 +49,7 @@ class Experiment:
             lm = load(self.model_name_or_path)
         else:
             lm = trained_model(self.corpus, self.config.model, self.config.train, exclude=exclude)
-        kind = "base" if exclude is None else "retrain"
+        kind = "base" if exclude is None else "retrain" if exclude == self.config.forget_split else f"retrain {exclude}"
         self.metrics.setdefault("models", {})[kind] = {
             "name": lm.info.get("name"), "path": str(lm.path), "load_or_train_seconds": time.perf_counter() - start,
             "train_seconds": lm.info.get("train_seconds"), "n_parameters": lm.info.get("n_parameters")}
@@ -59,9 +59,10 @@ class Experiment:
         """The model before unlearning (trained on every non-holdout patient), from the cache when it is there."""
         return self._model(None)
 
-    def retrain_model(self) -> CausalLM:
-        """The gold standard: the same recipe without the forget split's patients."""
-        return self._model(self.config.forget_split)
+    def retrain_model(self, forget_split: str | None = None) -> CausalLM:
+        """The gold standard: the same recipe without the forget split's patients (``forget_split``, default the
+        experiment's)."""
+        return self._model(forget_split or self.config.forget_split)
 
     def model_table(self, models: dict[str, CausalLM]) -> pd.DataFrame:
         """The base-model accuracy table (DESIGN §Models) for each named model, side by side."""
@@ -97,6 +98,14 @@ class Experiment:
         path = self.out_dir / name
         table.to_csv(path, index=False)
         return path
+
+    def save_figure(self, figure, name: str) -> list[Path]:
+        """Write a matplotlib figure (or a seaborn grid, or an axes' figure) as ``name``.png and .svg."""
+        figure = getattr(figure, "figure", figure)
+        paths = [self.out_dir / f"{name}.{ext}" for ext in ("png", "svg")]
+        for path in paths:
+            figure.savefig(path, bbox_inches="tight")
+        return paths
 
     def save_metrics(self, **extra) -> Path:
         """Write ``metrics.json`` (config, environment, everything recorded so far) to ``out_dir``."""

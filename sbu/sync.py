@@ -61,6 +61,7 @@ class ProtocolConfig:
     unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.model.unlearn.UnlearnConfig)
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
+    repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
 
     def __post_init__(self):
         if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, int | float) or not 0 <= self.epsilon < 1:
@@ -70,6 +71,8 @@ class ProtocolConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
                 raise ConfigError(f"{name} must be an integer in [{least}, {most:_}], got {value!r}")
+        if not isinstance(self.repair, bool):
+            raise ConfigError(f"repair must be true or false, got {self.repair!r}")
         if not isinstance(self.unlearn, dict):
             raise ConfigError(f"unlearn must be a dict of SRA hyper-parameters, got {self.unlearn!r}")
         from sbu.model.unlearn import UnlearnConfig
@@ -221,7 +224,7 @@ class ForgetProtocol:
         if remaining and not (round_no == 1 and applied(self.store, request_node)):
             plan = plan_forget(self.store, remaining)
             _forget_cached_vectors(self.store, plan.closure)  # before the texts go: they name the cache files
-            result = apply_forget(self.store, plan, self.barrier)
+            result = apply_forget(self.store, plan, self.barrier, repair=self.config.repair)
             counts = {"pruned": len(result.pruned), "tombstoned": len(result.tombstoned),
                       "successors": len(result.successors)}
             if self.retriever is not None:

@@ -42,6 +42,35 @@ from sbu.model.scoring import accuracy
 CONDITIONS = ("none", "memory-only", "parameter-only", "sbu")
 
 
+@dataclass(frozen=True)
+class Arm:
+    """What a condition does to each pathway: the study's conditions and ablations are all arms.
+
+    ``memory``: apply the dependency closure; ``parameter``: an unlearning method of :mod:`sbu.model.unlearn`,
+    ``"retrain"`` (the gold standard's model) or None; ``protocol``: run the synchronized protocol (then memory and
+    parameter are its own); ``barrier``: the agent's write-backs go through the barrier; ``repair`` and
+    ``max_rounds`` are the protocol's; ``unlearn``: hyper-parameters over the run's (an SRA prior, τ)."""
+
+    name: str
+    memory: bool = False
+    parameter: str | None = None
+    protocol: bool = False
+    barrier: bool = False
+    repair: bool = True
+    max_rounds: int = 3
+    unlearn: tuple = ()  # (name, value) pairs, hashable
+
+    @classmethod
+    def named(cls, name: str) -> Arm:
+        """The four conditions of notebook 03 by name (``parameter-only`` is SRA)."""
+        arms = {"none": cls("none"), "memory-only": cls("memory-only", memory=True),
+                "parameter-only": cls("parameter-only", parameter="sra"),
+                "sbu": cls("sbu", protocol=True, barrier=True)}
+        if name not in arms:
+            raise ConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+        return arms[name]
+
+
 @dataclass
 class Condition:
     """One condition, ready for the loop: its agent, and what the unlearning step left behind."""
@@ -53,37 +82,49 @@ class Condition:
     unlearn_seconds: float = 0.0
 
 
-def prepare(name: str, corpus: Corpus, base: CausalLM, patients: Sequence[str], *, work: str | Path,
+def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[str], *, work: str | Path,
             unlearn: dict | None = None, k: int = 3, consolidation: ConsolidationConfig | None = None,
-            seed: int = 0) -> Condition:
-    """A fresh memory holding ``corpus``, the agent of condition ``name`` after forgetting ``patients``."""
+            seed: int = 0, retrain: CausalLM | None = None) -> Condition:
+    """A fresh memory holding ``corpus``, the agent of condition ``name`` (or of any :class:`Arm`) after
+    forgetting ``patients``; ``retrain`` is the model of an arm whose parameter is ``"retrain"``."""
     import time
 
     from sbu.model.forget_sets import unlearning_sets
     from sbu.model.unlearn import unlearn as run_unlearn
     from sbu.sync import ForgetProtocol, ProtocolConfig
 
-    if name not in CONDITIONS:
-        raise ConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+    arm = name if isinstance(name, Arm) else Arm.named(name)
+    hparams = {**(unlearn or {}), **dict(arm.unlearn)}
+    if arm.parameter == "retrain" and retrain is None:
+        raise ConfigError(f"arm {arm.name!r} needs the retrain model (retrain=...)")
     store = open_store("oxigraph:")
     ingest(store, corpus)
     lm, barrier, certificate = base, None, None
     started = time.perf_counter()
-    if name == "memory-only":
-        forget(store, patients)
-    retriever = Retriever.from_store(store)
-    if name == "parameter-only":
-        sets = unlearning_sets(corpus, _split_of(corpus, patients), seed=seed)
-        lm = run_unlearn(base, sets.forget, sets.retain, "sra", progress=False, **{"seed": seed, **(unlearn or {})}).lm
-    if name == "sbu":
-        protocol = ForgetProtocol(work, store, base, corpus, ProtocolConfig(unlearn=dict(unlearn or {}), k=k,
-                                                                            seed=seed), retriever=retriever)
+    if arm.protocol:
+        retriever = Retriever.from_store(store)
+        config = ProtocolConfig(unlearn=hparams, k=k, seed=seed, repair=arm.repair, max_rounds=arm.max_rounds)
+        protocol = ForgetProtocol(work, store, base, corpus, config, retriever=retriever)
         certificate = protocol.submit(list(patients))
         lm = protocol.model_after(certificate.request)
-        barrier = protocol.barrier
+        barrier = protocol.barrier if arm.barrier else None
+    else:
+        if arm.memory:
+            forget(store, patients)
+        retriever = Retriever.from_store(store)
+        if arm.parameter == "retrain":
+            lm = retrain
+        elif arm.parameter is not None:
+            sets = unlearning_sets(corpus, _split_of(corpus, patients), seed=seed)
+            lm = run_unlearn(base, sets.forget, sets.retain, arm.parameter, progress=False,
+                             **{"seed": seed, **hparams}).lm
+        if arm.barrier:
+            from sbu.memory.barrier import Barrier
+
+            barrier = Barrier.load(store)
     seconds = time.perf_counter() - started
     agent = Agent(lm, store, retriever, barrier, k=k, consolidation=consolidation or ConsolidationConfig(seed=seed))
-    return Condition(name, agent, list(patients), certificate, seconds)
+    return Condition(arm.name, agent, list(patients), certificate, seconds)
 
 
 def _split_of(corpus: Corpus, patients: Sequence[str]):
@@ -153,20 +194,32 @@ def backflow_study(corpus: Corpus, base: CausalLM, forget_split: str = "forget05
     for name in conditions:
         condition = prepare(name, corpus, base, patients, work=Path(work) / name, unlearn=unlearn, k=k, seed=seed)
         prepared[name] = condition
-        probe_turns = condition.agent.answer(forget_items, round_no=0, write_back=False)
-        rows.append({**round_metrics(condition, corpus, probe_turns, 0, secrets, forget_items),
-                     "unlearn_seconds": condition.unlearn_seconds})
-        bar.update()
-        rng = np.random.default_rng(seed)
-        for r in range(1, rounds + 1):
-            order = rng.permutation(len(loop_queries))
-            turns = condition.agent.answer([loop_queries[i] for i in order], round_no=r)
-            if consolidate_every and r % consolidate_every == 0:
-                condition.agent.consolidate()
-            rows.append(round_metrics(condition, corpus, turns, r, secrets, forget_items))
-            bar.update()
+        rows += run_rounds(condition, corpus, forget_items, loop_queries, secrets, rounds, consolidate_every, seed,
+                           on_round=bar.update)
     bar.close()
     return pd.DataFrame(rows), prepared
+
+
+def run_rounds(condition: Condition, corpus: Corpus, forget_items: Sequence[QAItem], loop_queries: Sequence[QAItem],
+               secrets: Sequence[str], rounds: int, consolidate_every: int = 1, seed: int = 0,
+               on_round=None) -> list[dict]:
+    """Round 0 (the forget probes answered without write-back, right after unlearning), then ``rounds`` rounds of
+    the loop (the queries in a seeded order, answered, written back, consolidated): one metrics row per round."""
+    probe_turns = condition.agent.answer(list(forget_items), round_no=0, write_back=False)
+    rows = [{**round_metrics(condition, corpus, probe_turns, 0, secrets, forget_items),
+             "unlearn_seconds": condition.unlearn_seconds}]
+    if on_round:
+        on_round()
+    rng = np.random.default_rng(seed)
+    for r in range(1, rounds + 1):
+        order = rng.permutation(len(loop_queries))
+        turns = condition.agent.answer([loop_queries[i] for i in order], round_no=r)
+        if consolidate_every and r % consolidate_every == 0:
+            condition.agent.consolidate()
+        rows.append(round_metrics(condition, corpus, turns, r, secrets, forget_items))
+        if on_round:
+            on_round()
+    return rows
 
 
 def describe_backflow(table: pd.DataFrame, retrain_forget_accuracy: float | None = None) -> str:

@@ -93,3 +93,46 @@ def request_costs(table: pd.DataFrame, ax=None):
     twin.set_ylabel("seconds per request", color="#ff7f0e")
     ax.set_title("many requests, one after another")
     return ax
+
+
+def study_privacy_utility(summary: pd.DataFrame, attack: str = "min_k_plus_plus", ax=None):
+    """The study's conditions as points, mean ± 95 % CI over seeds: |PrivLeak| (left: like retraining) against
+    test accuracy (up: utility kept); one marker per forget split."""
+    import matplotlib.pyplot as plt
+
+    leak = summary[summary.metric == f"{attack} PrivLeak"].set_index(["forget_split", "condition"])
+    test = summary[summary.metric == "test acc"].set_index(["forget_split", "condition"])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    markers = dict(zip(dict.fromkeys(summary.forget_split), "osD^v", strict=False))
+    colors = {c: f"C{i % 10}" for i, c in enumerate(dict.fromkeys(summary.condition))}
+    for (split, condition), row in leak.iterrows():
+        if (split, condition) not in test.index:
+            continue
+        t = test.loc[(split, condition)]
+        ax.errorbar(abs(row["mean"]), t["mean"], xerr=row["ci95"] if row["ci95"] == row["ci95"] else None,
+                    yerr=t["ci95"] if t["ci95"] == t["ci95"] else None, fmt=markers[split], color=colors[condition],
+                    capsize=3, label=f"{condition} ({split})")
+        ax.annotate(condition, (abs(row["mean"]), t["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.axvline(0.10, color="#999999", linestyle=":", linewidth=1)
+    ax.set_xlabel(f"|PrivLeak| ({attack}; 0 = like the retrain model)")
+    ax.set_ylabel("test accuracy (closed-book)")
+    ax.set_title("privacy–utility, mean ± 95 % CI over seeds")
+    return ax
+
+
+def study_costs(summary: pd.DataFrame, ax=None):
+    """Wall time of each condition's unlearning against the number of patients forgotten (retrain + closure: the
+    retraining's time), mean over seeds, log scale."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    data = summary[(summary.metric == "unlearn seconds") & (summary.condition != "none")]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(data=data, x="n_forgotten", y="mean", hue="condition", marker="o", ax=ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("patients forgotten (forget01 / 05 / 10)")
+    ax.set_ylabel("seconds (log)")
+    ax.set_title("cost against forget size")
+    return ax

@@ -126,8 +126,10 @@ def _derivation_order(shared: set[URIRef], meta: dict) -> list[URIRef]:
 
 
 def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None = None,
-                 now: datetime | None = None) -> ForgetResult:
-    """Apply ``plan`` to ``store`` (which it was planned on): barrier first, then prune, tombstone and repair."""
+                 now: datetime | None = None, repair: bool = True) -> ForgetResult:
+    """Apply ``plan`` to ``store`` (which it was planned on): barrier first, then prune, tombstone and repair.
+    ``repair=False`` (an ablation) tombstones shared artifacts without successors: what they said about retained
+    entities is lost with them."""
     started = time.perf_counter()
     barrier = barrier if barrier is not None else Barrier.load(store)
     now = now or datetime.now(UTC)
@@ -151,7 +153,7 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
     texts: dict[URIRef, str] = {}
     refused: list[URIRef] = []
     inserts: list[tuple] = []
-    for x in _derivation_order(shared, meta):
+    for x in _derivation_order(shared, meta) if repair else []:
         direct = sorted(URIRef(str(s)) for s in meta[x].get(PROV.wasDerivedFrom, []))
         sources = [s for s in direct if s not in plan.closure] + [successors[s] for s in direct if s in successors]
         if not sources:

@@ -1,0 +1,236 @@
+"""``sbu batch``: a notebook over a parameter grid — checked before it runs, failures recorded without stopping the
+others, resumed where it stopped, collected into one tidy table with a summary; and every notebook's parameters
+documented for ``papermill --help-notebook``.
+
+The sweeps run the real thing (papermill, a python3 kernel) on ``tests/data/sweep_notebook.ipynb``, which writes
+a long-format table with three repeat seeds and fails when ``x == fail_on``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from sbu.batch import load_sweep, plan_runs, run_id, summarize
+from sbu.cli import main
+from sbu.errors import ConfigError, SbuError
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+NOTEBOOK = DATA / "sweep_notebook.ipynb"
+
+
+def _sweep_file(folder: Path, content, name: str = "xs") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return path
+
+
+def _batch(sweep: Path, out: Path, *options: str) -> int:
+    return main(["batch", str(sweep), "--out", str(out), "--notebooks-dir", str(DATA), *options])
+
+
+# ------------------------------------------------------------------------------ a sweep with one failing run
+
+FAILING = {"notebook": "sweep_notebook", "params": {"fail_on": 2}, "grid": {"x": [1, 2, 3]}}
+
+
+@pytest.fixture(scope="module")
+def first_start(tmp_path_factory):
+    """Three runs over two workers, x = 2 failing; what the first start left."""
+    folder = tmp_path_factory.mktemp("sweep")
+    sweep, out = _sweep_file(folder, FAILING), folder / "results"
+    code = _batch(sweep, out, "--workers", "2")
+    return sweep, out / "xs", code
+
+
+def _executed(sweep_dir: Path, run: str) -> Path:
+    return sweep_dir / run / NOTEBOOK.name
+
+
+def test_one_failing_run_does_not_stop_the_others(first_start):
+    _, sweep_dir, code = first_start
+    assert code == 1, "a failed run makes the exit status 1"
+    for run in ("x=1", "x=3"):
+        assert (sweep_dir / run / "done.json").is_file() and _executed(sweep_dir, run).is_file()
+        assert json.loads((sweep_dir / run / "done.json").read_text())["parameters"]["x"] == int(run[-1])
+    failed = json.loads((sweep_dir / "x=2" / "failed.json").read_text())
+    assert failed["error_type"] == "ValueError" and "told to fail on" in failed["message"]
+    assert any("ValueError" in line for line in failed["traceback"])
+    assert not (sweep_dir / "x=2" / "done.json").exists()
+
+    runs = pd.read_csv(sweep_dir / "runs.csv").set_index("run_id")
+    assert runs["status"].to_dict() == {"x=1": "done", "x=2": "failed", "x=3": "done"}
+    assert "ValueError" in runs.loc["x=2", "error"] and runs.loc["x=1", "seconds"] > 0
+
+    table = pd.read_csv(sweep_dir / "results.csv")
+    assert sorted(table["run_id"].unique()) == ["x=1", "x=3"] and sorted(table["x"].unique()) == [1, 3]
+    assert {"condition", "metric", "seed", "value"} <= set(table.columns)
+    assert len(table) == 2 * 12
+
+
+def test_starting_again_skips_finished_runs_and_retries_the_failed_one(first_start, capsys):
+    sweep, sweep_dir, _ = first_start
+    finished = {run: _executed(sweep_dir, run).stat().st_mtime_ns for run in ("x=1", "x=3")}
+    failed_at = (sweep_dir / "x=2" / "failed.json").stat().st_mtime_ns
+
+    assert _batch(sweep, sweep_dir.parent, "--workers", "2") == 1
+    assert {run: _executed(sweep_dir, run).stat().st_mtime_ns for run in finished} == finished, "not re-executed"
+    assert (sweep_dir / "x=2" / "failed.json").stat().st_mtime_ns != failed_at, "the failed run ran again"
+    runs = pd.read_csv(sweep_dir / "runs.csv").set_index("run_id")
+    assert runs["status"].to_dict() == {"x=1": "skipped", "x=2": "failed", "x=3": "skipped"}
+    report = capsys.readouterr().out
+    assert "0 done, 1 failed, 2 skipped" in report and "failed x=2: ValueError" in report
+
+
+def test_a_fixed_sweep_finishes_every_run_and_summarises_them(first_start, capsys):
+    sweep, sweep_dir, _ = first_start
+    _sweep_file(sweep.parent, {**FAILING, "params": {"fail_on": -1}})
+    assert _batch(sweep, sweep_dir.parent, "--workers", "2") == 0
+    assert all((sweep_dir / f"x={x}" / "done.json").is_file() for x in (1, 2, 3))
+    assert not (sweep_dir / "x=2" / "failed.json").exists(), "a retried run starts from an empty folder"
+    report = capsys.readouterr().out
+    assert "2 finished run(s) ran with other parameters" in report and "3 done, 0 failed" in report, (
+        "a changed fixed parameter runs the finished runs again")
+
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert list(summary.columns) == ["x", "condition", "metric", "n", "mean", "ci95"], "seed is pooled over"
+    treated = summary.set_index(["x", "condition", "metric"]).loc[(2, "treated", "score")]
+    half_width = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # values 4, 5, 6: sd 1
+    assert treated["n"] == 3 and treated["mean"] == pytest.approx(5) and treated["ci95"] == pytest.approx(half_width)
+    assert (sweep_dir / "summary.png").stat().st_size > 0 and (sweep_dir / "summary.svg").stat().st_size > 0
+    assert len(pd.read_csv(sweep_dir / "results.csv")) == 3 * 12
+
+
+# ------------------------------------------------------------------------------ everything checked first
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ({"notebook": "no_such_notebook", "grid": {"x": [1]}}, "'no_such_notebook' matches no notebook"),
+    ({"notebook": "sweep_notebook", "grid": {"y": [1, 2]}}, "grid.y is not a parameter of sweep_notebook.ipynb; "
+                                                             "its parameters are x, fail_on"),
+    ({"notebook": "sweep_notebook", "params": {"z": 1}, "grid": {"x": [1]}}, "params.z is not a parameter"),
+    ({"notebook": "sweep_notebook", "grid": {"x": []}}, "grid.x is an empty list"),
+    ({"notebook": "sweep_notebook", "grid": {"x": 1}}, "grid.x is 1, not a list; write x: [1]"),
+    ({"notebook": "sweep_notebook", "grid": {"x": [1, 2, 1]}}, "grid.x lists 1 twice"),
+    ({"notebook": "sweep_notebook", "grid": {"x": ["one"]}}, "grid.x must be a int"),
+    ({"notebook": "sweep_notebook", "grid": {"out_dir": ["a"]}}, "grid.out_dir is set by sbu batch"),
+    ({"notebook": "sweep_notebook", "params": {"x": 1}, "grid": {"x": [1]}}, "'x' is in both params and grid"),
+    ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "colect": "a.csv"}, "unknown key 'colect'"),
+    ({"notebook": "sweep_notebook"}, "'grid' must map at least one parameter"),
+    ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "collect": "../a.csv"}, "'collect' must be a file name"),
+    ("- just\n- a list\n", "must be a mapping with the keys notebook, params, grid, collect"),
+    ("grid: [unclosed\n", "is not valid YAML"),
+], ids=["unknown-notebook", "unknown-grid-parameter", "unknown-fixed-parameter", "empty-grid-list",
+        "grid-value-not-a-list", "repeated-value", "wrong-type", "out-dir-in-grid", "key-in-params-and-grid",
+        "unknown-key", "no-grid", "collect-outside-out-dir", "not-a-mapping", "bad-yaml"])
+def test_a_wrong_sweep_file_is_a_clear_error_and_writes_nothing(tmp_path, capsys, content, message):
+    sweep, out = _sweep_file(tmp_path, content), tmp_path / "results"
+    assert _batch(sweep, out) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(ConfigError):
+        load_sweep(sweep, DATA)
+
+
+def test_a_missing_sweep_file_is_a_clear_error(tmp_path, capsys):
+    assert _batch(tmp_path / "nothing.yaml", tmp_path / "results") == 2
+    assert f"no sweep file {tmp_path / 'nothing.yaml'}" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_workers_must_be_at_least_one(tmp_path, capsys):
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
+    assert _batch(sweep, tmp_path / "results", "--workers", "0") == 2
+    assert "--workers must be a whole number ≥ 1" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_errors_are_sbu_errors(tmp_path):
+    with pytest.raises(SbuError, match="no sweep file"):
+        load_sweep(tmp_path / "nothing.yaml")
+
+
+# ------------------------------------------------------------------------------ small parts
+
+
+def test_run_ids_are_readable_sorted_and_safe_for_file_names():
+    assert run_id({"seed": 1}) == "seed=1"
+    assert run_id({"seed": 0, "forget_splits": ["forget01"]}) == "forget_splits=forget01,seed=0"
+    assert run_id({"methods": ["sra", "npo"], "note": "a b/c"}) == "methods=sra+npo,note=a_b_c"
+    assert len(run_id({"methods": ["m" * 40] * 10})) <= 120
+
+
+def test_a_run_folder_without_a_marker_is_not_finished(tmp_path):
+    sweep_file = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
+    from sbu.batch import finished_before, fresh_folder
+
+    sweep = load_sweep(sweep_file, DATA)
+    (run,) = plan_runs(sweep, tmp_path / "xs")
+    run.folder.mkdir(parents=True)
+    (run.folder / "results.csv").write_text("condition,metric,value\na,m,1\n")  # killed before its marker
+    assert finished_before(run, sweep.collect) is None
+    fresh_folder(run.folder)
+    assert not any(run.folder.iterdir()), "it is rerun from an empty folder"
+
+
+def test_summary_pools_repeat_and_per_run_seeds_and_leaves_n_of_one_without_ci():
+    table = pd.DataFrame({"run_id": ["seed=0", "seed=1", "seed=2", "seed=0"], "seed": [0, 1, 2, 0],
+                          "condition": ["a", "a", "a", "b"], "metric": ["acc"] * 4, "value": [0.5, 0.6, 0.7, 0.9]})
+    summary = summarize(table).set_index("condition")
+    assert list(summary.columns) == ["metric", "n", "mean", "ci95"]
+    assert summary.loc["a", "mean"] == pytest.approx(0.6)
+    assert summary.loc["a", "ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3))
+    assert summary.loc["b", "n"] == 1 and math.isnan(summary.loc["b", "ci95"])
+    assert summarize(table.rename(columns={"metric": "measure"})) is None, "not long-format: no summary"
+
+
+def test_shipped_sweeps_check_out_against_notebook_04():
+    sweeps = sorted((ROOT / "params" / "sweeps").glob("*.yaml"))
+    assert [p.stem for p in sweeps] == ["forget_size", "methods", "seeds", "study"]
+    for path in sweeps:
+        assert path.read_text().startswith("# "), f"{path.name}: open with a line saying what the sweep is for"
+    grids = {p.stem: load_sweep(p) for p in sweeps}  # the full check: notebook 04's parameters and their types
+    assert {name: [run_id(point) for point in sweep.points()] for name, sweep in grids.items()} == {
+        "forget_size": ["forget_splits=forget01", "forget_splits=forget05", "forget_splits=forget10"],
+        "methods": ["methods=sra", "methods=grad_diff", "methods=npo", "methods=simnpo"],
+        "seeds": ["seed=0", "seed=1", "seed=2"], "study": ["seed=0"]}
+
+
+# ------------------------------------------------------------------------------ papermill --help-notebook
+
+
+HELP_NOTEBOOKS = [*sorted((ROOT / "notebooks").glob("*.ipynb")), NOTEBOOK]
+
+
+def _parameter_cell_names(notebook: Path) -> list[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+    return [node.target.id for node in ast.parse("".join(cell["source"])).body if isinstance(node, ast.AnnAssign)]
+
+
+@pytest.mark.parametrize("notebook", HELP_NOTEBOOKS, ids=[p.stem for p in HELP_NOTEBOOKS])
+def test_help_notebook_lists_every_parameter_with_its_type_and_help(notebook):
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(notebook))
+    assert list(declared) == _parameter_cell_names(notebook), (
+        "papermill skipped a parameter (a line it cannot parse, such as an '=' in the help comment)")
+    shown = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(notebook)],
+                           capture_output=True, text=True, check=True).stdout
+    for name, p in declared.items():
+        assert p["inferred_type_name"] not in ("None", ""), f"{notebook.name}: {name} has no type annotation"
+        assert p["help"], f"{notebook.name}: {name} has no help comment"
+        definition = f"  {name}: {p['inferred_type_name']} (default {p['default']})"
+        assert definition in shown, f"{notebook.name}: {name} is not listed by papermill --help-notebook"
+        after = shown.split(definition, 1)[1].split("\n")
+        assert p["help"] in (after[0].strip() or after[1].strip()), f"{notebook.name}: {name} is shown without help"

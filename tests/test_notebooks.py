@@ -1,0 +1,69 @@
+"""The notebooks, run top to bottom at their defaults (the smoke profile) with papermill — exactly as ``sbu run``
+and ``sbu batch`` run them — and then every file a run wrote is scanned for what it forgot (issue 7 §4).
+
+Each run writes into its own folder: the executed notebook, its ``out_dir`` (tables, figures, metrics.json, and
+the work folders of its forget requests: journals, certificates, adapters, on-disk stores). The scan looks for
+the names and unique values (:func:`sbu.eval.exposure.forgotten_strings`) of everything the notebook forgets;
+displays of data before it is forgotten go through :func:`sbu.eval.leaks.redact`, so zero hits is the bar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+from sbu.config import ExperimentConfig
+from sbu.data import cohort, pubmedqa
+from sbu.eval.exposure import forgotten_strings
+from sbu.eval.leaks import files_scanned, scan
+from sbu.eval.requests import request_patients
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _defaults(notebook: Path) -> dict:
+    return {name: eval(p["default"]) for name, p in pm.inspect_notebook(str(notebook)).items()}  # noqa: S307
+
+
+def _forgotten(notebook: Path, params: dict) -> list[str]:
+    """What a notebook run at ``params`` forgets, as the strings that must not be left anywhere."""
+    corpus = cohort.generate(ExperimentConfig.from_profile(params["profile"], seed=params["seed"]).cohort)
+    splits = params.get("forget_splits") or [params.get("forget_split", "forget05")]
+    patients = {p for split in splits for p in corpus.splits[split]}
+    if "requests" in params:  # notebook 03's many-requests part
+        patients |= set(request_patients(corpus, params["requests"]))
+    secrets = forgotten_strings(corpus, sorted(patients))
+    if "pubmed_abstracts" in params:  # notebook 01 forgets the first abstract of its PubMedQA-L memory
+        pubmed = pubmedqa.load(params.get("pubmedqa_path") or None, limit=params["pubmed_abstracts"])
+        secrets += forgotten_strings(pubmed, [pubmed.qa[0].about])
+    return secrets
+
+
+def test_every_notebook_is_covered():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot(notebook, tmp_path):
+    out = tmp_path / notebook.stem
+    executed = tmp_path / notebook.name
+    params = _defaults(notebook)
+    pm.execute_notebook(str(notebook), str(executed), cwd=str(notebook.parent), parameters={"out_dir": str(out)},
+                        progress_bar=False)
+    assert (out / "metrics.json").is_file(), "every notebook records its results in metrics.json"
+    secrets = _forgotten(notebook, params)
+    assert secrets, "the scan must look for something"
+    stores = sorted(p for p in out.rglob("store") if p.is_dir())  # on-disk memories: scanned for their own request
+    written = [executed] + [p for p in out.rglob("*") if p.is_file() and not any(s in p.parents for s in stores)]
+    hits = scan(written, secrets)
+    assert len(written) >= 3
+    assert hits.empty, f"forgotten plaintext left behind:\n{hits.to_string()}"
+    if stores:  # notebook 03's crash demonstration forgets one patient in an on-disk store that holds the rest
+        corpus = cohort.generate(ExperimentConfig.from_profile(params["profile"], seed=params["seed"]).cohort)
+        one = forgotten_strings(corpus, corpus.splits[params["forget_split"]][:1])
+        assert files_scanned(stores) > 0
+        hits = scan(stores, one)
+        assert hits.empty, f"the store still holds the forgotten patient's plaintext:\n{hits.to_string()}"
