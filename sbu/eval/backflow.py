@@ -159,7 +159,9 @@ def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], r
     names = {p: corpus.entity(p).name for p in forgotten}
     back = sum(any(names[q.about] in text and _occurs(q.answer_text, text) for text in live.values())
                for q in forget_items)
-    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(s in text for s in secrets)
+    # a cached answer about a forgotten patient names them (its question does); an answer about a retained patient
+    # that happens to hold a value only a forgotten patient had (a wrong option) is not about them
+    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(name in text for name in names.values())
                     for iri, text in live.items())
     on_forget = [t.correct for t in turns if t.about in forgotten]
     on_kept = [t.correct for t in turns if t.about not in forgotten]

@@ -15,10 +15,11 @@ new models per seed).
 Per (split, seed, condition) the table holds, with the model right after unlearning: forget / retain / test
 accuracy closed-book, every attack's ROC-AUC (forget vs holdout; 1.0 = members stand out) and PrivLeak against
 the retrain arm of the same split and seed; memory exposure right after unlearning; after ``rounds`` rounds of
-the agent's loop: forget accuracy closed-book, every attack's AUC and PrivLeak again (consolidation can teach the
-weights back what unlearning took), memory exposure, forgotten facts back in memory, cached answers re-created,
-write-backs refused, retained accuracy through the agent; the unlearning's wall time and its ratio
-to retraining.
+the agent's loop: forget accuracy closed-book, every attack's AUC and PrivLeak again (in ``results.csv`` only:
+the holdout patients are in the agent's memory, and consolidation trains on what the loop retrieves, so after the
+loop they are no longer clean non-members — read these with care), memory exposure, forgotten facts back in
+memory, cached answers naming a forgotten patient, write-backs refused, retained accuracy through the agent; the
+unlearning's wall time and its ratio to retraining.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ MAIN_METRICS = {
     "test acc": "test acc",
     f"{PRIVLEAK_ATTACK} AUC": "MIA AUC (Min-K%++)",
     f"{PRIVLEAK_ATTACK} PrivLeak": "PrivLeak",
-    f"{PRIVLEAK_ATTACK} PrivLeak rR": "PrivLeak after R",
     "exposure r0": "exposure",
     "exposure rR": "exposure after R",
     "forget acc rR": "forget acc after R",
@@ -249,16 +249,18 @@ def claims(table: pd.DataFrame, rounds: int, methods: Sequence[str] = ("sra",)) 
                          f"exposure {show(eR)}, facts back {show(back)}, re-created answers {show(rec)}; forget acc "
                          f"after the loop {show(fR)} vs retrain + closure {show(gold)}",
                          eR[0] == 0 and back[0] == 0 and rec[0] == 0 and abs(fR[0] - gold[0]) <= 0.10))
-            leak = m("sbu", f"{PRIVLEAK_ATTACK} PrivLeak rR")
-            baselines = {c: abs(m(c, f"{PRIVLEAK_ATTACK} PrivLeak rR")[0]) for c in conditions
-                         if c.startswith("parameter-only")}
+            leak = m("sbu", f"{PRIVLEAK_ATTACK} PrivLeak")
+            # SBU's parameter step is SRA: parameter-only SRA is its single-pathway ablation (the claims above);
+            # the paper's MIA comparison is against the other unlearning methods
+            baselines = {c: abs(m(c, f"{PRIVLEAK_ATTACK} PrivLeak")[0]) for c in conditions
+                         if c.startswith("parameter-only") and c != "parameter-only (sra)"}
             if baselines:
                 best = min(baselines, key=baselines.get)
                 gain = (baselines[best] - abs(leak[0])) / baselines[best] if baselines[best] else float("nan")
-                rows.append((split, "after the loop, SBU's membership signal is closer to retraining's than the best "
-                             "parameter-only baseline's (paper: a ~24.8 % better MIA score)",
-                             f"|PrivLeak| after {rounds} round(s): SBU {abs(leak[0]):.3f} vs {best} "
-                             f"{baselines[best]:.3f} ({100 * gain:+.1f} %)", abs(leak[0]) < baselines[best]))
+                rows.append((split, "SBU's membership signal is closer to retraining's than the best other "
+                             "unlearning method's (paper: a ~24.8 % better MIA score)",
+                             f"|PrivLeak| ({PRIVLEAK_ATTACK}) SBU {abs(leak[0]):.3f} vs {best} {baselines[best]:.3f}: "
+                             f"{100 * gain:.1f} % closer", abs(leak[0]) < baselines[best]))
         if "sbu" in conditions and "none" in conditions:
             t, t0 = m("sbu", "test acc"), m("none", "test acc")
             r, r0 = m("sbu", "retain acc"), m("none", "retain acc")
