@@ -402,20 +402,17 @@ def summarize(table):
     """n, mean and the 95 % confidence half-width (Student t) of ``value``, grouped by every column but
     ``value``, ``run_id`` and the seed columns (the repeats); ``None`` if the table is not long-format
     (``condition``, ``metric``, numeric ``value``)."""
-    import numpy as np
     import pandas as pd
-    from scipy import stats
+
+    from sbu.eval.stats import confidence
 
     if not set(LONG_FORMAT) <= set(table.columns) or not pd.api.types.is_numeric_dtype(table["value"]):
         return None
     by = [c for c in table.columns if c not in ("value", "run_id") and not is_seed_column(c)]
-    grouped = table.groupby(by, dropna=False, sort=False)["value"]
-    summary = grouped.agg(n="count", mean="mean", sd="std").reset_index()
-    n = summary["n"].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = stats.t.ppf(0.975, np.where(n >= 2, n - 1, np.nan))
-        summary["ci95"] = np.where(n >= 2, t * summary["sd"] / np.sqrt(n), np.nan)
-    return summary.drop(columns="sd")
+    rows = [(*(key if isinstance(key, tuple) else (key,)), *confidence(group))
+            for key, group in table.groupby(by, dropna=False, sort=False)["value"]]
+    summary = pd.DataFrame(rows, columns=[*by, "mean", "ci95", "n"])
+    return summary[[*by, "n", "mean", "ci95"]]
 
 
 def draw_summary(summary, hue: list[str]):

@@ -31,13 +31,13 @@ def secret_id(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:10]
 
 
-def _pattern(secrets: Sequence[str]) -> re.Pattern:
-    forms = set()
-    for s in secrets:
-        forms.add(s)
-        forms.add(json.dumps(s, ensure_ascii=True)[1:-1])  # how JSON writes it with non-ASCII escaped
-        forms.add(json.dumps(s, ensure_ascii=False)[1:-1])  # quotes and backslashes escaped
-    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True) if f)
+def _forms(secret: str) -> tuple[str, ...]:
+    """A string as written plainly, and as JSON writes it (non-ASCII escaped, or quotes and backslashes only)."""
+    return secret, json.dumps(secret, ensure_ascii=True)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]
+
+
+def _pattern(forms) -> re.Pattern:
+    alternatives = "|".join(re.escape(f) for f in sorted(set(forms), key=len, reverse=True) if f)
     return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])")
 
 
@@ -63,9 +63,9 @@ def scan(paths: Iterable[str | Path], secrets: Sequence[str], min_length: int = 
         return pd.DataFrame(rows, columns=["file", "secret", "hits"])
     by_form = {}
     for s in secrets:
-        for form in (s, json.dumps(s, ensure_ascii=True)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1]):
+        for form in _forms(s):
             by_form.setdefault(form, s)
-    pattern = _pattern(secrets)
+    pattern = _pattern(by_form)
     for file in _files(paths):
         text = file.read_bytes().decode("utf-8", errors="ignore")
         counts: dict[str, int] = {}
@@ -87,8 +87,7 @@ def redact(shown, secrets: Sequence[str], mark: str = MARK):
     secrets = [s for s in dict.fromkeys(secrets) if s]
     if not secrets:
         return shown
-    pattern = re.compile(r"(?<![0-9A-Za-z])(?:" + "|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True))
-                         + r")(?![0-9A-Za-z])")
+    pattern = _pattern(secrets)
 
     def text(value):
         return pattern.sub(mark, value) if isinstance(value, str) else value

@@ -38,6 +38,7 @@ from sbu.errors import ConfigError
 from sbu.eval.backflow import Arm, prepare, queries, run_rounds
 from sbu.eval.exposure import forgotten_strings
 from sbu.eval.mia import attack_aucs, privleak
+from sbu.eval.stats import confidence
 from sbu.eval.unlearning import PRIVLEAK_ATTACK, evaluate, probe_sets
 from sbu.model.base import CausalLM
 from sbu.model.unlearn import METHODS as UNLEARNING_METHODS
@@ -168,26 +169,12 @@ def _with_privleak(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
 
 
-def confidence(values: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
-    """Mean, the half-width of its Student-t confidence interval (NaN below two values), and n."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if not np.isnan(x)], dtype=float)
-    if len(v) == 0:
-        return float("nan"), float("nan"), 0
-    if len(v) < 2:
-        return float(v.mean()), float("nan"), 1
-    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(half), len(v)
-
-
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, 95 % CI half-width and n over seeds for every (dataset, split, condition, metric)."""
-    keys = ["dataset", "forget_split", "n_forgotten", "condition", "metric"]
-    rows = [{**dict(zip(keys, key, strict=True)), **dict(zip(("mean", "ci95", "n"), confidence(g["value"]),
-                                                             strict=True))}
-            for key, g in table.groupby(keys, sort=False)]
-    return pd.DataFrame(rows)
+    """Mean, 95 % CI half-width and n over seeds for every (dataset, split, condition, metric): the same summary
+    ``sbu batch`` writes for a sweep (:func:`sbu.batch.summarize`)."""
+    from sbu.batch import summarize
+
+    return summarize(table)
 
 
 def main_table(table: pd.DataFrame, forget_split: str | None = None, digits: int = 2) -> pd.DataFrame:
