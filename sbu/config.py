@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from sbu.data.cohort import FORGET_SPLITS, CohortConfig
+from sbu.data.pubmed_study import PubMedStudyConfig
 from sbu.errors import ConfigError, ProfileError
 from sbu.model.base import ModelConfig, TrainConfig
 from sbu.model.recipe import Recipe
@@ -20,13 +21,17 @@ class ExperimentConfig:
     profile: str = "smoke"
     seed: int = 0
     forget_split: str = "forget05"
+    dataset: str = "cohort"  # "cohort" (synthetic patients) or "pubmedqa" (PubMedQA-L abstracts, sbu.data.pubmed_study)
     cohort: CohortConfig = field(default_factory=CohortConfig)
+    pubmedqa: PubMedStudyConfig = field(default_factory=PubMedStudyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
         if self.forget_split not in FORGET_SPLITS:
             raise ConfigError(f"forget_split must be one of {', '.join(FORGET_SPLITS)}, got {self.forget_split!r}")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
 
     @classmethod
     def from_profile(cls, profile: str = "smoke", **overrides) -> ExperimentConfig:
@@ -34,13 +39,17 @@ class ExperimentConfig:
             raise ProfileError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
         base = PROFILES[profile]()
         seed = overrides.pop("seed", base.seed)
+        dataset = overrides.pop("dataset", base.dataset)
+        if dataset not in DATASETS:
+            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        base = DATASETS[dataset](base)
         nested = {}
-        for name in ("cohort", "model", "train"):
+        for name in ("cohort", "pubmedqa", "model", "train"):
             given = overrides.pop(name, {})
             if not isinstance(given, dict):
                 raise ConfigError(f"{name} overrides must be a mapping, got {given!r}")
             current = getattr(base, name)
-            if name in ("cohort", "train"):
+            if name in ("cohort", "pubmedqa", "train"):
                 given = {"seed": seed, **given}
             if name == "train" and isinstance(given.get("recipe"), dict):
                 given["recipe"] = replace(current.recipe, **given["recipe"])
@@ -51,8 +60,8 @@ class ExperimentConfig:
         unknown = set(overrides) - {"forget_split"}
         if unknown:
             raise ConfigError(f"unknown experiment field(s) {sorted(unknown)}; known: seed, forget_split, "
-                              "cohort, model, train")
-        return replace(base, seed=seed, **nested, **overrides)
+                              "dataset, cohort, pubmedqa, model, train")
+        return replace(base, seed=seed, dataset=dataset, **nested, **overrides)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,3 +74,15 @@ PROFILES = {
         model=ModelConfig(n_layer=6, n_embd=192, n_head=6),
         train=TrainConfig(epochs=20, recipe=Recipe(reading_patients=400))),
 }
+
+
+def _pubmedqa(config: ExperimentConfig) -> ExperimentConfig:
+    """PubMedQA-L abstracts need more of the model than the cohort's short records: a larger vocabulary (medical
+    words), room for an open-book context of three sentences of up to 40 words, and reading abstracts instead of
+    reading patients (fewer per epoch: each brings about six cloze items)."""
+    return replace(config, dataset="pubmedqa",
+                   model=replace(config.model, vocab_size=2048, n_positions=768),
+                   train=replace(config.train, recipe=replace(config.train.recipe, reading_patients=60)))
+
+
+DATASETS = {"cohort": lambda config: config, "pubmedqa": _pubmedqa}

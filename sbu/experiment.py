@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from sbu.config import ExperimentConfig
-from sbu.data import cohort
+from sbu.data import cohort, pubmed_study
 from sbu.data.schema import Corpus
 from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
@@ -30,17 +30,23 @@ class Experiment:
     out_dir: Path
     model_name_or_path: str = ""  # a user's own causal LM on disk; empty: the embedded model, trained and cached
     metrics: dict = field(default_factory=dict)
+    data_path: str = ""  # PubMedQA-L's ori_pqal.json (or its folder); empty: shared/data/pubmedqa beside the project
 
     @classmethod
     def from_params(cls, profile: str = "smoke", seed: int = 0, out_dir: str = "results/dev",
-                    forget_split: str = "forget05", model_name_or_path: str = "", **overrides) -> Experiment:
-        config = ExperimentConfig.from_profile(profile, seed=seed, forget_split=forget_split, **overrides)
+                    forget_split: str = "forget05", model_name_or_path: str = "", dataset: str = "cohort",
+                    data_path: str = "", **overrides) -> Experiment:
+        config = ExperimentConfig.from_profile(profile, seed=seed, forget_split=forget_split, dataset=dataset,
+                                               **overrides)
         out = Path(out_dir).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
-        return cls(config, out, model_name_or_path)
+        return cls(config, out, model_name_or_path, data_path=data_path)
 
     @cached_property
     def corpus(self) -> Corpus:
+        """The experiment's data set: the synthetic cohort, or PubMedQA-L as a study corpus."""
+        if self.config.dataset == "pubmedqa":
+            return pubmed_study.study_corpus(self.data_path or None, self.config.pubmedqa)
         return cohort.generate(self.config.cohort)
 
     def _model(self, exclude: str | None) -> CausalLM:

@@ -407,10 +407,10 @@ def _leaks(barrier: Barrier, hit: URIRef, text: str) -> bool:
 
 
 def _retained_probes(corpus: Corpus, targets: Sequence[str], n: int, seed: int) -> list:
-    from sbu.data.cohort import trained_patients
+    from sbu.data.cohort import SUBJECT_KINDS, trained_patients
 
     kept = set(trained_patients(corpus)) - {record_id(t) for t in targets}
-    items = [q for q in corpus.qa if q.kind == "patient" and q.phrasing == "train" and q.about in kept]
+    items = [q for q in corpus.qa if q.kind in SUBJECT_KINDS and q.phrasing == "train" and q.about in kept]
     if not items or n <= 0:
         return []
     rng = np.random.default_rng(seed)

@@ -29,6 +29,9 @@ from sbu.errors import ConfigError, UnknownSplitError
 FORGET_SPLITS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
 PATIENT_SPLITS = ("holdout", "retain", *FORGET_SPLITS)
 SPLITS = (*PATIENT_SPLITS, "test")
+# what the splits divide: the cohort's patients, or a study corpus's abstracts (sbu.data.pubmed_study)
+SUBJECT_TYPES = ("patient", "document")  # Entity.type
+SUBJECT_KINDS = ("patient", "document")  # QAItem.kind of their probes
 
 SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "to", "su", "del", "ni", "bo", "ta", "ri", "zen", "ma", "lu", "fe",
              "go", "sa", "vi", "no", "par", "ke", "dru", "hal", "mo", "sin", "te", "vo", "bri", "ul")
@@ -324,7 +327,7 @@ def trained_patients(corpus: Corpus, exclude: str | None = None) -> list[str]:
         if exclude not in FORGET_SPLITS:
             raise UnknownSplitError(f"can only exclude a forget split ({', '.join(FORGET_SPLITS)}), got {exclude!r}")
         skip |= set(patients_in(corpus, exclude))
-    return [e.id for e in corpus.entities if e.type == "patient" and e.id not in skip]
+    return [e.id for e in corpus.entities if e.type in SUBJECT_TYPES and e.id not in skip]
 
 
 def summary(corpus: Corpus):

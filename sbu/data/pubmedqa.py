@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from sbu.data.schema import Artifact, Corpus, Entity, Fact, QAItem
@@ -46,6 +47,51 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
+def resolve(path: str | Path | None = None) -> Path:
+    """The path of ``ori_pqal.json``: ``path`` (the file or its folder), else :func:`default_path`."""
+    path = Path(path) if path else default_path()
+    return path / "ori_pqal.json" if path.is_dir() else path
+
+
+@lru_cache(maxsize=4)
+def _read(path: str, mtime: float) -> dict:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFileError(f"{path!r} is not PubMedQA-L JSON ({err}); expected ori_pqal.json") from err
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) and "QUESTION" in v for v in raw.values()):
+        raise DataFileError(f"{path!r} does not look like ori_pqal.json: expected {{pmid: {{QUESTION, …}}}}")
+    return raw
+
+
+def read_raw(path: str | Path | None = None) -> dict:
+    """``ori_pqal.json`` as read (pmid → record), checked; read once per process and file version."""
+    path = resolve(path)
+    if not path.is_file():
+        raise DataFileError(f"PubMedQA-L not found at {str(path)!r}: pass the path of ori_pqal.json "
+                            "(it lies in shared/data/pubmedqa beside the project) or set SBU_PUBMEDQA")
+    return dict(_read(str(path), path.stat().st_mtime))
+
+
+def document_records(pmid: str, rec: dict, entities: dict[str, Entity]) -> tuple[str, list[Fact]]:
+    """One abstract as a document entity and one fact per context sentence (``entities`` gains the document and
+    its MeSH concepts); returns the document id and its facts in sentence order."""
+    doc = f"pubmed/{pmid}"
+    concepts = tuple(concept_id(t) for t in rec.get("MESHES", []))
+    for term, cid in zip(rec.get("MESHES", []), concepts):
+        entities.setdefault(cid, Entity(cid, term, "concept"))
+    entities[doc] = Entity(doc, rec["QUESTION"], "document",
+                           {"year": int(rec["YEAR"]) if str(rec.get("YEAR", "")).isdigit() else None,
+                            "label": rec["final_decision"]})
+    facts = []
+    labels = rec.get("LABELS") or [""] * len(rec["CONTEXTS"])
+    for paragraph, section in zip(rec["CONTEXTS"], labels):
+        for sentence in split_sentences(paragraph):
+            facts.append(Fact(f"fact/pubmed/{pmid}/{len(facts)}", doc, section_name(section), sentence,
+                              (sentence,), (), concepts))
+    return doc, facts
+
+
 def load(path: str | Path | None = None, limit: int | None = None) -> Corpus:
     """Read ``ori_pqal.json`` into a :class:`Corpus`.
 
@@ -53,18 +99,8 @@ def load(path: str | Path | None = None, limit: int | None = None) -> Corpus:
     Splits: ``test`` — QA ids of the 500 questions in ``test_ground_truth.json`` when that file lies beside
     ``path`` (PubMedQA's official test set), ``train`` — the rest.
     """
-    path = Path(path) if path else default_path()
-    if path.is_dir():
-        path = path / "ori_pqal.json"
-    if not path.is_file():
-        raise DataFileError(f"PubMedQA-L not found at {str(path)!r}: pass the path of ori_pqal.json "
-                            "(it lies in shared/data/pubmedqa beside the project) or set SBU_PUBMEDQA")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataFileError(f"{str(path)!r} is not PubMedQA-L JSON ({err}); expected ori_pqal.json") from err
-    if not isinstance(raw, dict) or not all(isinstance(v, dict) and "QUESTION" in v for v in raw.values()):
-        raise DataFileError(f"{str(path)!r} does not look like ori_pqal.json: expected {{pmid: {{QUESTION, …}}}}")
+    path = resolve(path)
+    raw = read_raw(path)
 
     entities: dict[str, Entity] = {}
     facts, qa = [], []
@@ -73,24 +109,10 @@ def load(path: str | Path | None = None, limit: int | None = None) -> Corpus:
             raise ConfigError(f"limit must be a positive number of abstracts (or None for all), got {limit!r}")
         raw = dict(list(raw.items())[:limit])
     for pmid, rec in raw.items():
-        doc = f"pubmed/{pmid}"
-        concepts = tuple(concept_id(t) for t in rec.get("MESHES", []))
-        for term, cid in zip(rec.get("MESHES", []), concepts):
-            entities.setdefault(cid, Entity(cid, term, "concept"))
-        entities[doc] = Entity(doc, rec["QUESTION"], "document",
-                               {"year": int(rec["YEAR"]) if str(rec.get("YEAR", "")).isdigit() else None,
-                                "label": rec["final_decision"]})
-        fact_ids = []
-        labels = rec.get("LABELS") or [""] * len(rec["CONTEXTS"])
-        n = 0
-        for paragraph, section in zip(rec["CONTEXTS"], labels):
-            for sentence in split_sentences(paragraph):
-                fid = f"fact/pubmed/{pmid}/{n}"
-                facts.append(Fact(fid, doc, section_name(section), sentence, (sentence,), (), concepts))
-                fact_ids.append(fid)
-                n += 1
+        doc, doc_facts = document_records(pmid, rec, entities)
+        facts += doc_facts
         qa.append(QAItem(f"qa/pubmed/{pmid}", rec["QUESTION"], OPTIONS, OPTIONS.index(rec["final_decision"]),
-                         doc, "final_decision", tuple(fact_ids), "train", "pubmedqa"))
+                         doc, "final_decision", tuple(f.id for f in doc_facts), "train", "pubmedqa"))
     test_file = path.with_name("test_ground_truth.json")
     test_ids = set(json.loads(test_file.read_text())) if test_file.is_file() else set()
     splits = {"test": [q.id for q in qa if q.about.split("/")[1] in test_ids],

@@ -51,7 +51,7 @@ class QAItem:
     attribute: str
     fact_ids: tuple[str, ...]  # the facts that answer it (given as context in open-book QA)
     phrasing: str  # "train" (seen in training) or "heldout" (a paraphrase never trained on)
-    kind: str  # "patient" | "knowledge" | "pubmedqa"
+    kind: str  # "patient" | "knowledge" | "pubmedqa" (a yes/no/maybe question) | "document" (an abstract's cloze item)
 
     @property
     def answer_text(self) -> str:

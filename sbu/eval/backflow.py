@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sbu.agent import Agent, Turn
-from sbu.data.cohort import patients_in, trained_patients
+from sbu.data.cohort import SUBJECT_KINDS, patients_in, trained_patients
 from sbu.data.schema import Corpus, QAItem
 from sbu.errors import ConfigError
 from sbu.eval.exposure import _occurs, forgotten_strings, memory_exposure
@@ -100,9 +100,9 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
     store = open_store("oxigraph:")
     ingest(store, corpus)
     lm, barrier, certificate = base, None, None
+    retriever = Retriever.from_store(store)  # the agent's index before forgetting (embedding is not unlearning)
     started = time.perf_counter()
     if arm.protocol:
-        retriever = Retriever.from_store(store)
         config = ProtocolConfig(unlearn=hparams, k=k, seed=seed, repair=arm.repair, max_rounds=arm.max_rounds)
         protocol = ForgetProtocol(work, store, base, corpus, config, retriever=retriever)
         certificate = protocol.submit(list(patients))
@@ -111,7 +111,7 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
     else:
         if arm.memory:
             forget(store, patients)
-        retriever = Retriever.from_store(store)
+            retriever = Retriever.from_store(store)  # what survived (its vectors are cached: no re-embedding)
         if arm.parameter == "retrain":
             lm = retrain
         elif arm.parameter is not None:
@@ -146,22 +146,35 @@ def queries(corpus: Corpus, patients: Sequence[str], retained: int | None = None
     forgotten = set(patients)
     forget_items = [q for q in corpus.qa if q.about in forgotten and q.phrasing == "train"]
     kept = set(trained_patients(corpus)) - forgotten
-    pool = [q for q in corpus.qa if q.about in kept and q.phrasing == "train" and q.kind == "patient"]
+    pool = [q for q in corpus.qa if q.about in kept and q.phrasing == "train" and q.kind in SUBJECT_KINDS]
     n = min(len(pool), len(forget_items) if retained is None else retained)
     rng = np.random.default_rng(seed)
     return forget_items + [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))]
+
+
+def cue(corpus: Corpus, item: QAItem) -> str:
+    """What tells that a text is about ``item``'s subject: the patient's name, which the cohort's questions hold;
+    else the question itself (a PubMedQA-L cloze item: the start of the abstract's sentence)."""
+    name = corpus.entity(item.about).name
+    return name if name in item.question else item.question
+
+
+def loop_secrets(corpus: Corpus, patients: Sequence[str], forget_items: Sequence[QAItem]) -> list[str]:
+    """What memory exposure looks for: the forgotten subjects' names and unique values, and the cue of every
+    forget probe (for the cohort these are the names again)."""
+    return list(dict.fromkeys([*forgotten_strings(corpus, patients), *(cue(corpus, q) for q in forget_items)]))
 
 
 def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], round_no: int,
                   secrets: Sequence[str], forget_items: Sequence[QAItem]) -> dict:
     agent, forgotten = condition.agent, set(condition.patients)
     live = {str(iri): text for iri, text in agent.retriever.documents().items()}
-    names = {p: corpus.entity(p).name for p in forgotten}
-    back = sum(any(names[q.about] in text and _occurs(q.answer_text, text) for text in live.values())
+    cues = {q.id: cue(corpus, q) for q in forget_items}
+    back = sum(any(cues[q.id] in text and _occurs(q.answer_text, text) for text in live.values())
                for q in forget_items)
     # a cached answer about a forgotten patient names them (its question does); an answer about a retained patient
     # that happens to hold a value only a forgotten patient had (a wrong option) is not about them
-    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(name in text for name in names.values())
+    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(c in text for c in set(cues.values()))
                     for iri, text in live.items())
     on_forget = [t.correct for t in turns if t.about in forgotten]
     on_kept = [t.correct for t in turns if t.about not in forgotten]
@@ -188,8 +201,8 @@ def backflow_study(corpus: Corpus, base: CausalLM, forget_split: str = "forget05
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}")
     patients = patients_in(corpus, forget_split)
-    secrets = forgotten_strings(corpus, patients)
     forget_items = [q for q in corpus.qa if q.about in set(patients) and q.phrasing == "train"]
+    secrets = loop_secrets(corpus, patients, forget_items)
     loop_queries = queries(corpus, patients, seed=seed)
     rows, prepared = [], {}
     bar = tqdm(total=len(conditions) * (rounds + 1), desc="backflow", disable=not progress, unit="step")

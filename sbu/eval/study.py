@@ -12,6 +12,10 @@ on one cohort and one trained base/retrain model (the experiment's ``seed``), as
 unlearning on one fine-tuned model. The data seed is swept by ``params/sweeps/seeds.yaml`` (a new cohort and
 new models per seed).
 
+Data: the synthetic cohort, or PubMedQA-L (``dataset="pubmedqa"``), where abstracts play the patients' part and
+every probe is a cloze item of an abstract's sentence (:mod:`sbu.data.pubmed_study`); "naming a forgotten
+patient" then means holding the start of a forgotten abstract's sentence (:func:`sbu.eval.backflow.cue`).
+
 Per (split, seed, condition) the table holds, with the model right after unlearning: forget / retain / test
 accuracy closed-book, every attack's ROC-AUC (forget vs holdout; 1.0 = members stand out) and PrivLeak against
 the retrain arm of the same split and seed; memory exposure right after unlearning; after ``rounds`` rounds of
@@ -35,8 +39,7 @@ import pandas as pd
 from sbu.data.cohort import patients_in
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError
-from sbu.eval.backflow import Arm, prepare, queries, run_rounds
-from sbu.eval.exposure import forgotten_strings
+from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
 from sbu.eval.mia import attack_aucs, privleak
 from sbu.eval.stats import confidence
 from sbu.eval.unlearning import PRIVLEAK_ATTACK, evaluate, probe_sets
@@ -112,8 +115,8 @@ def run_study(corpus: Corpus, base: CausalLM, retrains: dict[str, CausalLM], *, 
     bar = tqdm(total=len(splits) * len(seeds) * len(conditions), desc="study", unit="condition", disable=not progress)
     for split in splits:
         patients = patients_in(corpus, split)
-        secrets = forgotten_strings(corpus, patients)
         forget_items = [q for q in corpus.qa if q.about in set(patients) and q.phrasing == "train"]
+        secrets = loop_secrets(corpus, patients, forget_items)
         retrain = retrains[split]
         retrain_seconds = (retrain.info or {}).get("train_seconds") or float("nan")
         for seed in seeds:

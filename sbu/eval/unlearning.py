@@ -50,8 +50,9 @@ def evaluate(lm: CausalLM, corpus: Corpus, sets: UnlearningSets, retrain: Causal
     row["holdout in context accuracy"] = accuracy(m, tok, holdout, open_book_contexts(corpus, holdout, seed=seed))
     reference = (retrain.model, retrain.tokenizer) if retrain is not None and retrain is not lm else None
     row.update({f"{name} AUC": auc for name, auc in attack_aucs(m, tok, probes["forget"], holdout, reference).items()})
-    if retrain is not None:
-        row["forget quality"] = forget_quality(m, tok, retrain.model, retrain.tokenizer, probes["forget, paraphrased"])
+    if retrain is not None:  # PubMedQA-L's cloze items have no paraphrases: no forget quality there
+        row["forget quality"] = forget_quality(m, tok, retrain.model, retrain.tokenizer, probes["forget, paraphrased"]
+                                               ) if probes["forget, paraphrased"] else float("nan")
     return row
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sbu.data.cohort import patients_in, reading_patients, trained_patients
+from sbu.data.cohort import SUBJECT_KINDS, patients_in, trained_patients
 from sbu.data.schema import Corpus, Fact, QAItem
 from sbu.errors import ConfigError
 from sbu.eval.accuracy import open_book_contexts
 from sbu.model import prompts
-from sbu.model.recipe import Example
+from sbu.model.recipe import Example, reading_material
 
 VALIDATION_SHARE = 0.1  # share of retained patients kept out of D_r for choosing hyper-parameters
 
@@ -84,7 +84,7 @@ def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float 
     if not 0 <= open_book_share <= 1:
         raise ConfigError(f"open_book_share must lie in [0, 1], got {open_book_share!r}")
     chosen = rng.sample(pool, min(len(pool), round(retain_factor * len(forget_examples))))
-    patient_items = [q for q in chosen if q.kind == "patient"]
+    patient_items = [q for q in chosen if q.kind in SUBJECT_KINDS]
     open_items = patient_items[: round(open_book_share * len(patient_items))]
     distractors = corpus.facts_about([p for p in corpus.splits["retain"] if p not in validation | forgotten_patients])
     contexts = {q.id: c for q, c in zip(open_items, open_book_contexts(corpus, open_items, seed=seed,
@@ -92,6 +92,6 @@ def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float 
     retain_examples = [Example(prompts.with_context(q.question, contexts[q.id]), prompts.answer_continuation(
         q.answer_text)) if q.id in contexts else qa_example(q) for q in chosen]
     validation_items = [q for q in corpus.qa if q.about in validation and q.phrasing == "train"]
-    _, calibration = reading_patients(corpus, calibration_patients, seed=-(seed + 1))  # training uses seeds ≥ 0
+    _, calibration = reading_material(corpus, calibration_patients, seed=-(seed + 1))  # training uses seeds ≥ 0
     calibration_items = [q for q in calibration if q.phrasing == "train"]
     return UnlearningSets(forget_examples, retain_examples, forget_items, validation_items, calibration_items)

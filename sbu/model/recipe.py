@@ -42,7 +42,7 @@ class Example:
 class Recipe:
     sentences_per_fact: int = 4  # train phrasings of each fact sentence (at most the number of templates)
     context_per_fact: int = 1  # open-book QA examples per trained patient fact
-    reading_patients: int = 250  # extra patients per epoch, seen only inside contexts, each in one epoch only
+    reading_patients: int = 250  # extra patients (PubMedQA-L: abstracts) per epoch, seen only inside contexts
     reading_per_fact: int = 1  # open-book QA examples per reading-patient fact
     knowledge_repeats: int = 2  # knowledge-base examples are repeated (few facts, many phrasings); 0 leaves them out
     distractors: int = 2  # distractor facts in each open-book context
@@ -68,11 +68,25 @@ def training_examples(corpus: Corpus, recipe: Recipe, exclude: str | None = None
             repeats = recipe.knowledge_repeats if item.about in conditions else 1
             example = Example(prompts.closed_book(item.question), prompts.answer_continuation(item.answer_text))
             out += [example] * repeats
-    reader_facts, reader_qa = reading_patients(corpus, recipe.reading_patients, seed=seed * 100_003 + epoch)
+    reader_facts, reader_qa = reading_material(corpus, recipe.reading_patients, seed=seed * 100_003 + epoch)
     pool = patient_facts + reader_facts
-    out += _open_book(rng, patient_facts, corpus.qa, pool, recipe.context_per_fact, recipe.distractors)
-    out += _open_book(rng, reader_facts, reader_qa, pool, recipe.reading_per_fact, recipe.distractors)
+    asked = {f for q in (*corpus.qa, *reader_qa) if q.phrasing == "train" for f in q.fact_ids}
+    out += _open_book(rng, [f for f in patient_facts if f.id in asked], corpus.qa, pool, recipe.context_per_fact,
+                      recipe.distractors)
+    out += _open_book(rng, [f for f in reader_facts if f.id in asked], reader_qa, pool, recipe.reading_per_fact,
+                      recipe.distractors)
     return out
+
+
+def reading_material(corpus: Corpus, n: int, seed: int = 0):
+    """Facts and QA seen only inside contexts: ``n`` fictitious patients for the cohort, ``n`` abstracts from
+    outside the study for PubMedQA-L (:mod:`sbu.data.pubmed_study`). Negative seeds are for calibration
+    non-members, never read in training (which uses seeds ≥ 0)."""
+    from sbu.data import pubmed_study
+
+    if pubmed_study.is_study_corpus(corpus):
+        return pubmed_study.reading_documents(corpus, n, seed)
+    return reading_patients(corpus, n, seed)
 
 
 def _open_book(rng, facts, qa, pool, per_fact, distractors) -> list[Example]:
