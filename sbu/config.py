@@ -40,7 +40,7 @@ class ExperimentConfig:
         base = PROFILES[profile]()
         seed = overrides.pop("seed", base.seed)
         dataset = overrides.pop("dataset", base.dataset)
-        if dataset not in DATASETS:
+        if not isinstance(dataset, str) or dataset not in DATASETS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
         base = DATASETS[dataset](base)
         nested = {}

@@ -19,6 +19,7 @@ import pandas as pd
 from sbu.config import ExperimentConfig
 from sbu.data import cohort, pubmed_study
 from sbu.data.schema import Corpus
+from sbu.errors import ConfigError
 from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
 from sbu.model.base import CausalLM, load, trained_model
@@ -38,6 +39,9 @@ class Experiment:
                     data_path: str = "", **overrides) -> Experiment:
         config = ExperimentConfig.from_profile(profile, seed=seed, forget_split=forget_split, dataset=dataset,
                                                **overrides)
+        if data_path and config.dataset != "pubmedqa":
+            raise ConfigError(f"data_path is PubMedQA-L's file: set dataset='pubmedqa' to use it (dataset is "
+                              f"{config.dataset!r})")
         out = Path(out_dir).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         return cls(config, out, model_name_or_path, data_path=data_path)

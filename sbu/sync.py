@@ -280,7 +280,9 @@ class ForgetProtocol:
         probes = self.corpus.qa_about(targets)  # direct (train phrasing) and paraphrased (held-out phrasing)
         refused_before = self.barrier.refused
         turns = agent.answer(probes, round_no=round_no)
-        leaked = [p.id for p, t in zip(probes, turns) if "blocked value" in t.refused]
+        # a leak is the forgotten value *answered*: a wrong option can be another blocked value of the same subject
+        # (a PubMedQA-L abstract's other endings), and counting it made a model at chance look like it leaked
+        leaked = [p.id for p, t in zip(probes, turns) if t.correct and "blocked value" in t.refused]
         chance = float(np.mean([1 / len(p.options) for p in probes]))
         parameter_leakage = max(0.0, len(leaked) / len(probes) - chance)
         exposed = sum(any(_leaks(self.barrier, URIRef(h), retriever.text(URIRef(h))) for h in t.retrieved)

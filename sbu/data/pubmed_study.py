@@ -60,12 +60,13 @@ class PubMedStudyConfig:
         if not self.answer_words < self.min_words <= self.max_words:
             raise ConfigError(f"need answer_words < min_words ≤ max_words, got {self.answer_words}, {self.min_words}, "
                               f"{self.max_words}")
+        if not isinstance(self.forget_shares, dict) or set(self.forget_shares) != set(FORGET_SPLITS):
+            raise ConfigError(f"forget_shares must map {', '.join(FORGET_SPLITS)} to shares, "
+                              f"got {self.forget_shares!r}")
         shares = [self.holdout_share, *self.forget_shares.values()]
         if any(not 0 < s < 1 for s in shares) or self.holdout_share + max(self.forget_shares.values()) >= 1:
             raise ConfigError(f"split shares must lie in (0, 1) and leave retained abstracts, got holdout "
                               f"{self.holdout_share}, forget {self.forget_shares}")
-        if set(self.forget_shares) != set(FORGET_SPLITS):
-            raise ConfigError(f"forget_shares must name {', '.join(FORGET_SPLITS)}")
 
 
 def _cut(sentence: str, answer_words: int) -> tuple[str, str] | None:
@@ -113,7 +114,7 @@ def _cloze(docs: dict[str, list[Fact]], config: PubMedStudyConfig, rng: random.R
     endings: dict[str, list[str]] = {}
     for doc, facts in docs.items():
         cuts = [(f, *c) for f in facts if (c := _cut(f.text, config.answer_words))]
-        endings[doc] = sorted({a for _, _, a in cuts})
+        endings[doc] = sorted({a.lower(): a for _, _, a in cuts}.values())  # "Mortality" and "mortality": one
         cuts = [x for x in cuts if config.min_words <= len(x[0].text.split()) <= config.max_words]
         if len(endings[doc]) < config.n_options:  # too few sentences for distractors of its own: no probes
             cuts = []
@@ -158,6 +159,10 @@ def study_corpus(path=None, config: PubMedStudyConfig | None = None) -> Corpus:
     n_holdout = max(1, round(config.holdout_share * n))
     splits = {"holdout": sorted(order[:n_holdout])}
     trained = order[n_holdout:]
+    n_forget = max(max(1, round(share * n)) for share in config.forget_shares.values())
+    if n_forget >= len(trained):
+        raise ConfigError(f"{n} probed abstracts leave no retained ones after {n_holdout} holdout and {n_forget} "
+                          "forgotten: raise n_documents")
     for split, share in config.forget_shares.items():
         splits[split] = sorted(trained[: max(1, round(share * n))])
     largest = max(config.forget_shares, key=lambda s: len(splits[s]))

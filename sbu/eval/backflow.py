@@ -161,8 +161,13 @@ def cue(corpus: Corpus, item: QAItem) -> str:
 
 def loop_secrets(corpus: Corpus, patients: Sequence[str], forget_items: Sequence[QAItem]) -> list[str]:
     """What memory exposure looks for: the forgotten subjects' names and unique values, and the cue of every
-    forget probe (for the cohort these are the names again)."""
-    return list(dict.fromkeys([*forgotten_strings(corpus, patients), *(cue(corpus, q) for q in forget_items)]))
+    forget probe (for the cohort these are the names again) that no retained fact or artifact also holds (a
+    common sentence opening is no evidence of a forgotten abstract)."""
+    ids = set(patients)
+    retained = " ".join([f.text for f in corpus.facts if f.about not in ids]
+                        + [a.text for a in corpus.artifacts if not ids & set(a.about)])
+    cues = [c for c in (cue(corpus, q) for q in forget_items) if not _occurs(c, retained)]
+    return list(dict.fromkeys([*forgotten_strings(corpus, patients), *cues]))
 
 
 def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], round_no: int,
@@ -170,11 +175,11 @@ def round_metrics(condition: Condition, corpus: Corpus, turns: Sequence[Turn], r
     agent, forgotten = condition.agent, set(condition.patients)
     live = {str(iri): text for iri, text in agent.retriever.documents().items()}
     cues = {q.id: cue(corpus, q) for q in forget_items}
-    back = sum(any(cues[q.id] in text and _occurs(q.answer_text, text) for text in live.values())
+    back = sum(any(_occurs(cues[q.id], text) and _occurs(q.answer_text, text) for text in live.values())
                for q in forget_items)
     # a cached answer about a forgotten patient names them (its question does); an answer about a retained patient
     # that happens to hold a value only a forgotten patient had (a wrong option) is not about them
-    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(c in text for c in set(cues.values()))
+    recreated = sum(iri.startswith(ID_BASE + "answer/") and any(_occurs(c, text) for c in set(cues.values()))
                     for iri, text in live.items())
     on_forget = [t.correct for t in turns if t.about in forgotten]
     on_kept = [t.correct for t in turns if t.about not in forgotten]
