@@ -79,18 +79,16 @@ def _cut(sentence: str, answer_words: int) -> tuple[str, str] | None:
 
 
 def _parts(facts: list[Fact], max_words: int) -> list[Fact]:
-    """The facts with every sentence of more than ``max_words`` words cut into near-equal parts (renumbered in
-    order), so that a sentence and an open-book context fit a small model's positions."""
+    """One abstract's facts with every sentence of more than ``max_words`` words cut into near-equal parts
+    (renumbered in order), so that a sentence and an open-book context fit a small model's positions."""
     out = []
     for fact in facts:
         words = fact.text.split()
-        n = -(-len(words) // max_words)
-        size = -(-len(words) // n)
+        size = -(-len(words) // -(-len(words) // max_words))  # near-equal parts of at most max_words
         for i in range(0, len(words), size):
             text = " ".join(words[i: i + size])
-            doc = fact.about.removeprefix("pubmed/")
-            out.append(Fact(f"fact/pubmed/{doc}/{len([f for f in out if f.about == fact.about])}", fact.about,
-                            fact.attribute, text, (text,), (), fact.entities))
+            out.append(Fact(f"fact/{fact.about}/{len(out)}", fact.about, fact.attribute, text, (text,), (),
+                            fact.entities))
     return out
 
 
@@ -186,8 +184,7 @@ def is_study_corpus(corpus: Corpus) -> bool:
 def reading_documents(corpus: Corpus, n: int, seed: int = 0) -> tuple[list[Fact], list[QAItem]]:
     """Facts and cloze items of ``n`` abstracts from outside the study (seed ≥ 0: a sample of the reading pool,
     a fresh one per seed; seed < 0: the calibration abstracts, which no model reads)."""
-    config = PubMedStudyConfig(**{**corpus.meta["config"], "forget_shares": dict(corpus.meta["config"]
-                                                                               ["forget_shares"])})
+    config = PubMedStudyConfig(**corpus.meta["config"])
     pool = list(corpus.meta["reading_pool"])
     calibration, reading = pool[-config.calibration_documents:], pool[: -config.calibration_documents]
     rng = random.Random(f"pubmedqa-reading-{seed}")

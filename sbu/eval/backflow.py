@@ -29,7 +29,7 @@ from sbu.agent import Agent, Turn
 from sbu.data.cohort import SUBJECT_KINDS, patients_in, trained_patients
 from sbu.data.schema import Corpus, QAItem
 from sbu.errors import ConfigError
-from sbu.eval.exposure import _occurs, forgotten_strings, memory_exposure
+from sbu.eval.exposure import _occurs, forgotten_strings, memory_exposure, retained_text
 from sbu.memory import open_store
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
@@ -163,9 +163,7 @@ def loop_secrets(corpus: Corpus, patients: Sequence[str], forget_items: Sequence
     """What memory exposure looks for: the forgotten subjects' names and unique values, and the cue of every
     forget probe (for the cohort these are the names again) that no retained fact or artifact also holds (a
     common sentence opening is no evidence of a forgotten abstract)."""
-    ids = set(patients)
-    retained = " ".join([f.text for f in corpus.facts if f.about not in ids]
-                        + [a.text for a in corpus.artifacts if not ids & set(a.about)])
+    retained = retained_text(corpus, patients)
     cues = [c for c in (cue(corpus, q) for q in forget_items) if not _occurs(c, retained)]
     return list(dict.fromkeys([*forgotten_strings(corpus, patients), *cues]))
 

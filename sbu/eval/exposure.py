@@ -16,11 +16,17 @@ def forgotten_strings(corpus: Corpus, entity_ids: Iterable[str]) -> list[str]:
     """The names of the forgotten entities and every value of their facts that no retained fact or artifact also
     holds (a city that other patients share is not a leak; a record number is)."""
     ids = set(entity_ids)
-    retained = " ".join([f.text for f in corpus.facts if f.about not in ids]
-                        + [a.text for a in corpus.artifacts if not ids & set(a.about)])
+    retained = retained_text(corpus, ids)
     names = [e.name for e in corpus.entities if e.id in ids]
     values = {f.value for f in corpus.facts if f.about in ids}
     return names + sorted(v for v in values if not _occurs(v, retained))
+
+
+def retained_text(corpus: Corpus, entity_ids: Iterable[str]) -> str:
+    """Every fact and artifact text that is not about the given entities, joined: what stays in memory."""
+    ids = set(entity_ids)
+    return " ".join([f.text for f in corpus.facts if f.about not in ids]
+                    + [a.text for a in corpus.artifacts if not ids & set(a.about)])
 
 
 def _occurs(needle: str, text: str) -> bool:
