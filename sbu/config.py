@@ -30,8 +30,7 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.forget_split not in FORGET_SPLITS:
             raise ConfigError(f"forget_split must be one of {', '.join(FORGET_SPLITS)}, got {self.forget_split!r}")
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        _check_dataset(self.dataset)
 
     @classmethod
     def from_profile(cls, profile: str = "smoke", **overrides) -> ExperimentConfig:
@@ -40,9 +39,7 @@ class ExperimentConfig:
         base = PROFILES[profile]()
         seed = overrides.pop("seed", base.seed)
         dataset = overrides.pop("dataset", base.dataset)
-        if not isinstance(dataset, str) or dataset not in DATASETS:
-            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-        base = DATASETS[dataset](base)
+        base = DATASETS[_check_dataset(dataset)](base)
         nested = {}
         for name in ("cohort", "pubmedqa", "model", "train"):
             given = overrides.pop(name, {})
@@ -86,3 +83,9 @@ def _pubmedqa(config: ExperimentConfig) -> ExperimentConfig:
 
 
 DATASETS = {"cohort": lambda config: config, "pubmedqa": _pubmedqa}
+
+
+def _check_dataset(dataset) -> str:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    return dataset
