@@ -5,7 +5,7 @@ loads from the cache) the base and retrain models of a profile and prints their 
 ``sbu cohort`` writes the synthetic cohort as JSONL; ``sbu ingest`` loads a corpus into a memory store;
 ``sbu forget`` runs a forget request through the synchronized protocol (:mod:`sbu.sync`) and ``sbu resume``
 finishes every request a crash interrupted; ``sbu batch`` runs one notebook over a parameter grid
-(:mod:`sbu.batch`).
+(:mod:`sbu.batch`); ``sbu study-report`` reads a notebook-04 sweep run in pieces as one study.
 """
 
 from __future__ import annotations
@@ -196,6 +196,25 @@ def resume(args) -> int:
     return 0
 
 
+def study_report(args) -> int:
+    import pandas as pd
+
+    from sbu.eval import study
+
+    results, per_round = study.from_sweep(args.folder)
+    out = Path(args.out or Path(args.folder) / "study")
+    written = study.write_report(results, per_round, out, args.headline_split)
+    seeds = sorted(set(results.seed))
+    print(f"[sbu study-report] {len(results)} rows of {results.forget_split.nunique()} split(s) x seeds {seeds} "
+          f"→ {out}")
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        for name, table in written.items():
+            if name.startswith("main_table_"):
+                print(f"\n{table.to_string()}")
+    print("\n" + study.describe_claims(written["claims"]))
+    return 0
+
+
 def rotate_key(args) -> int:
     from sbu.memory.barrier import default_key_path
     from sbu.memory.barrier import rotate_key as rotate
@@ -231,6 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notebooks-dir", help="where the sweep's notebook: is looked up by name or name prefix "
                    "(default notebooks/ of this checkout; the tests use tests/data)")
     p.set_defaults(func=batch)
+
+    p = sub.add_parser("study-report", help="notebook 04's tables, figures and claims from a sweep whose runs each "
+                       "hold some splits or seeds", description="Read every finished run of a notebook-04 sweep "
+                       "(results.csv and rounds.csv of results/NAME/<run-id>/) as one study and write what notebook "
+                       "04 writes after its run: summary.csv, main_table_<split>.csv, claims.csv, privacy_utility, "
+                       "backflow and costs (.png, .svg). For a long study run in pieces, e.g. "
+                       "params/sweeps/paper.yaml (one run per split and seed, each resumable).")
+    p.add_argument("folder", help="the sweep's folder, e.g. results/paper")
+    p.add_argument("--out", help="where to write (default FOLDER/study)")
+    p.add_argument("--headline-split", help="the split of the backflow figure (default forget05 if present)")
+    p.set_defaults(func=study_report)
 
     p = sub.add_parser("model-report", help="train or load the base and retrain models and print their targets")
     p.add_argument("--profile", default="smoke")

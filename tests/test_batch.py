@@ -196,13 +196,15 @@ def test_summary_pools_repeat_and_per_run_seeds_and_leaves_n_of_one_without_ci()
 
 def test_shipped_sweeps_check_out_against_notebook_04():
     sweeps = sorted((ROOT / "params" / "sweeps").glob("*.yaml"))
-    assert [p.stem for p in sweeps] == ["forget_size", "methods", "pubmedqa", "seeds", "study"]
+    assert [p.stem for p in sweeps] == ["forget_size", "methods", "paper", "pubmedqa", "seeds", "study"]
     for path in sweeps:
         assert path.read_text().startswith("# "), f"{path.name}: open with a line saying what the sweep is for"
     grids = {p.stem: load_sweep(p) for p in sweeps}  # the full check: notebook 04's parameters and their types
     assert {name: [run_id(point) for point in sweep.points()] for name, sweep in grids.items()} == {
         "forget_size": ["forget_splits=forget01", "forget_splits=forget05", "forget_splits=forget10"],
         "methods": ["methods=sra", "methods=grad_diff", "methods=npo", "methods=simnpo"],
+        "paper": [f"forget_splits={split},seeds={seed}" for split in ("forget05", "forget01", "forget10")
+                  for seed in (0, 1, 2)],
         "pubmedqa": ["forget_splits=forget05"],
         "seeds": ["seed=0", "seed=1", "seed=2"], "study": ["seed=0"]}
 

@@ -4,8 +4,10 @@ read against the retrain arm, intervals appear with two seeds, and the claims re
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from sbu.cli import main
 from sbu.errors import ConfigError
 from sbu.eval import study
 
@@ -36,7 +38,7 @@ def test_confidence_interval():
 
 
 @pytest.mark.slow
-def test_study_runs_every_arm_and_reads_privleak_against_retrain(tiny_corpus, tiny_lm, tmp_path):
+def test_study_runs_every_arm_and_reads_privleak_against_retrain(tiny_corpus, tiny_lm, tmp_path, capsys):
     # the tiny recipe cannot train a model without its forget patient (see conftest); the tiny model stands as the
     # gold standard's model here: this test is about the study's plumbing, not its numbers
     arms = study.arms(["sra"])
@@ -58,3 +60,42 @@ def test_study_runs_every_arm_and_reads_privleak_against_retrain(tiny_corpus, ti
     found = study.claims(results, rounds=1)
     assert len(found) >= 4 and found.held.dtype == bool
     assert "held" in study.describe_claims(found)
+
+    # the same study run in pieces (one sweep run per seed) reads back as one, and reports what notebook 04 writes
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        run = sweep / f"seeds={seed}"
+        run.mkdir(parents=True)
+        results[results.seed == seed].to_csv(run / "results.csv", index=False)
+        per_round[per_round.seed == seed].to_csv(run / "rounds.csv", index=False)
+        (run / "done.json").write_text("{}")
+    (sweep / "seeds=2").mkdir()  # an unfinished run (no done.json) is not read
+    (sweep / "seeds=2" / "results.csv").write_text("garbage")
+    again, rounds_again = study.from_sweep(sweep)
+    assert len(again) == len(results) and len(rounds_again) == len(per_round)
+    assert study.main_table(again).equals(table)
+    assert main(["study-report", str(sweep), "--out", str(tmp_path / "report")]) == 0
+    written = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"summary.csv", "main_table_forget01.csv", "claims.csv", "backflow.png", "backflow.svg",
+            "privacy_utility.png", "costs.svg"} <= written
+    assert "claim checks held" in capsys.readouterr().out
+    reread = pd.read_csv(tmp_path / "report" / "claims.csv")
+    assert list(reread.claim) == list(found.claim) and list(reread.held) == list(found.held)
+
+
+def test_a_sweep_read_as_one_study_must_be_one(tmp_path):
+    with pytest.raises(ConfigError, match="no finished run"):
+        study.from_sweep(tmp_path)
+    rows = pd.DataFrame([{"dataset": "cohort", "forget_split": "forget05", "n_forgotten": 3, "seed": 0,
+                          "condition": "none", "metric": "forget acc", "value": 1.0}])
+    for name in ("methods=[sra]", "methods=[npo]"):  # a methods sweep repeats the shared arms in every run
+        run = tmp_path / name
+        run.mkdir()
+        rows.to_csv(run / "results.csv", index=False)
+        (run / "done.json").write_text("{}")
+    with pytest.raises(ConfigError, match="rounds.csv missing"):
+        study.from_sweep(tmp_path)
+    for name in ("methods=[sra]", "methods=[npo]"):
+        pd.DataFrame([{"condition": "none", "round": 0}]).to_csv(tmp_path / name / "rounds.csv", index=False)
+    with pytest.raises(ConfigError, match="'none' on forget05 seed 0 is in more than one run"):
+        study.from_sweep(tmp_path)

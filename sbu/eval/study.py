@@ -267,3 +267,70 @@ def describe_claims(found: pd.DataFrame) -> str:
     lines += [f"[{'held' if row.held else 'NOT held'}] {row.split}: {row.claim}: {row.measured}."
               for row in found.itertuples()]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- a study run in pieces
+def from_sweep(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study of an ``sbu batch`` sweep of notebook 04 whose runs each hold some of its splits or seeds (a long
+    study run in pieces, each resumable on its own): the ``results.csv`` and ``rounds.csv`` of every finished run
+    (its ``done.json`` is there), one table each, as :func:`run_study` returns them for the whole grid."""
+    folder = Path(folder)
+    runs = sorted(p.parent for p in folder.glob("*/done.json"))
+    if not runs:
+        raise ConfigError(f"no finished run in {folder}: give the folder of a notebook-04 sweep (`sbu batch` writes "
+                          "results/NAME/<run-id>/done.json when a run finishes)")
+    missing = [f"{run.name}/{name}" for run in runs for name in ("results.csv", "rounds.csv")
+               if not (run / name).is_file()]
+    if missing:
+        raise ConfigError(f"not a notebook-04 sweep: {', '.join(missing[:3])} missing in {folder}")
+    results = pd.concat([pd.read_csv(run / "results.csv") for run in runs], ignore_index=True)
+    per_round = pd.concat([pd.read_csv(run / "rounds.csv") for run in runs], ignore_index=True)
+    key = ["forget_split", "seed", "condition", "metric"]
+    twice = results[results.duplicated(key, keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        raise ConfigError(f"runs of {folder} overlap: {first.condition!r} on {first.forget_split} seed {first.seed} "
+                          "is in more than one run; a study in pieces needs runs that split its splits or seeds "
+                          "(compare other sweeps with the summary `sbu batch` writes)")
+    return results, per_round
+
+
+def write_report(results: pd.DataFrame, per_round: pd.DataFrame, out: str | Path,
+                 headline_split: str | None = None) -> dict[str, pd.DataFrame]:
+    """What notebook 04 writes after its run, from a study's tables: ``summary.csv``, ``main_table_<split>.csv``,
+    ``claims.csv`` and the figures (privacy–utility, backflow round by round for ``headline_split`` — default
+    forget05 when the study has it — and cost against forget size) as PNG and SVG. Rounds and parameter-only
+    methods are read from the tables. Returns the summary, the main tables and the claims."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from sbu.eval import plots
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = list(dict.fromkeys(results.forget_split))
+    headline = headline_split or ("forget05" if "forget05" in splits else splits[0])
+    if headline not in splits:
+        raise ConfigError(f"headline_split {headline!r} is not in the study (splits: {', '.join(splits)})")
+    rounds = int(per_round["round"].max())
+    methods = [c[len("parameter-only ("):-1] for c in dict.fromkeys(results.condition)
+               if c.startswith("parameter-only (")]
+    table = summary(results)
+    tables = {split: main_table(results, split) for split in splits}
+    found = claims(results, rounds, methods)
+    table.to_csv(out / "summary.csv", index=False)
+    for split, wide in tables.items():
+        wide.reset_index().to_csv(out / f"main_table_{split}.csv", index=False)
+    found.to_csv(out / "claims.csv", index=False)
+    gold = table.query("condition == @RETRAIN and metric == 'forget acc' and forget_split == @headline")
+    figures = {"backflow": plots.backflow_curves(per_round[per_round.forget_split == headline],
+                                                 float(gold["mean"].iloc[0]) if len(gold) else None).figure}
+    for name, draw in (("privacy_utility", plots.study_privacy_utility), ("costs", plots.study_costs)):
+        figure = Figure(figsize=(7, 4.5), layout="constrained")
+        draw(table, ax=figure.subplots())
+        figures[name] = figure
+    for name, figure in figures.items():
+        for ext in ("png", "svg"):
+            figure.savefig(out / f"{name}.{ext}", bbox_inches="tight")
+    plt.close(figures["backflow"])  # seaborn's grid is a pyplot figure; the others never entered pyplot
+    return {"summary": table, **{f"main_table_{s}": t for s, t in tables.items()}, "claims": found}
