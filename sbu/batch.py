@@ -27,6 +27,10 @@ Where results go (``--out`` replaces ``results/``)::
 Resuming: starting a sweep again skips the runs whose ``done.json`` holds the same parameters (and whose table
 is there); failed runs, runs whose folder has no marker (killed) and runs whose parameters changed are run again
 from an empty folder. A failed run never stops the others.
+
+Cores: with ``--workers N`` each run's kernel gets the machine's cores divided by N as its thread count
+(``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), so that N notebooks do not each start a thread per core and slow one
+another several-fold; a thread count set in the environment is left as it is. ``done.json`` records it.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ TYPE_CHECKS = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
 SEED_NAME = re.compile(r"(^|_)seeds?($|_)")  # seed, seeds, data_seed, run_seed: pooled over in the summary
 LONG_FORMAT = ("condition", "metric", "value")
 TRACEBACK_LINES = 20
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
 
 
 # ---------------------------------------------------------------------------------------------- the sweep file
@@ -263,12 +268,24 @@ class RunTask:
     parameters: dict
     collect: str
     run_id: str
+    threads: int | None = None  # the kernel's thread count; None: its default
+
+
+def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int | None:
+    """The thread count each of ``workers`` runs at once gets: the cores shared out, at least one. None (the
+    kernel's default) for one run at a time, or when the environment already sets a thread count."""
+    environ = os.environ if environ is None else environ
+    if workers <= 1 or any(environ.get(name) for name in THREAD_VARIABLES):
+        return None
+    return max(1, (cpus or os.cpu_count() or 1) // workers)
 
 
 def execute_run(task: RunTask) -> dict:
     """Run one grid point in an empty folder and leave its marker; never raises. Runs in a worker process."""
     import papermill as pm
 
+    if task.threads:  # the kernel papermill starts inherits this process's environment
+        os.environ.update({name: str(task.threads) for name in THREAD_VARIABLES})
     fresh_folder(task.folder)
     start = time.perf_counter()
     try:
@@ -281,7 +298,8 @@ def execute_run(task: RunTask) -> dict:
                   "seconds": round(time.perf_counter() - start, 2), **failure}
         write_json(task.folder / "failed.json", record)
         return {"status": "failed", **record}
-    record = {"run_id": task.run_id, "parameters": task.parameters, "seconds": round(time.perf_counter() - start, 2)}
+    record = {"run_id": task.run_id, "parameters": task.parameters, "seconds": round(time.perf_counter() - start, 2),
+              "threads": os.environ.get("OMP_NUM_THREADS", "default")}
     write_json(task.folder / "done.json", record)
     return {"status": "done", **record}
 
@@ -334,9 +352,11 @@ def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None
     if pending:
         # spawn: a fresh interpreter per worker, the same on Linux and macOS, and no forked ZMQ or kernel state
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context) as pool:
+        at_once = min(workers, len(pending))
+        threads = threads_per_run(at_once)
+        with ProcessPoolExecutor(max_workers=at_once, mp_context=context) as pool:
             futures = {pool.submit(execute_run, RunTask(sweep.notebook, run.folder, run.parameters, sweep.collect,
-                                                        run.run_id)): run for run in pending}
+                                                        run.run_id, threads)): run for run in pending}
             for future in as_completed(futures):
                 _record_outcome(futures[future], future)
                 counts[futures[future].status] += 1

@@ -245,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                        "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
                        "sweep file is wrong (nothing is run then). The file format is in sbu/batch.py.")
     p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
-    p.add_argument("--workers", type=int, default=1, help="notebooks running at once (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="notebooks running at once (default 1); each gets the cores / WORKERS as its thread count "
+                   "unless OMP_NUM_THREADS is set")
     p.add_argument("--out", help="folder that receives NAME/ (default results/)")
     p.add_argument("--notebooks-dir", help="where the sweep's notebook: is looked up by name or name prefix "
                    "(default notebooks/ of this checkout; the tests use tests/data)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from sbu.batch import load_sweep, plan_runs, run_id, summarize
+from sbu.batch import load_sweep, plan_runs, run_id, summarize, threads_per_run
 from sbu.cli import main
 from sbu.errors import ConfigError, SbuError
 
@@ -90,6 +91,24 @@ def test_starting_again_skips_finished_runs_and_retries_the_failed_one(first_sta
     assert runs["status"].to_dict() == {"x=1": "skipped", "x=2": "failed", "x=3": "skipped"}
     report = capsys.readouterr().out
     assert "0 done, 1 failed, 2 skipped" in report and "failed x=2: ValueError" in report
+
+
+def test_runs_at_once_share_the_cores_out(first_start):
+    """Two runs at once: each kernel gets half the cores as its thread count (two notebooks that each start a
+    thread per core slow each other several-fold); a count set in the environment is kept; done.json says which."""
+    _, sweep_dir, _ = first_start
+    expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, os.cpu_count() // 2))
+    for x in (1, 3):
+        seen = json.loads((sweep_dir / f"x={x}" / "environment.json").read_text())
+        assert seen["OMP_NUM_THREADS"] == expected
+        assert json.loads((sweep_dir / f"x={x}" / "done.json").read_text())["threads"] == expected
+
+
+@pytest.mark.parametrize(("workers", "cpus", "environ", "threads"), [
+    (1, 2, {}, None), (2, 2, {}, 1), (2, 16, {}, 8), (3, 2, {}, 1), (3, 16, {}, 5),
+    (2, 16, {"OMP_NUM_THREADS": "3"}, None), (2, 16, {"MKL_NUM_THREADS": "3"}, None)])
+def test_thread_count_per_run(workers, cpus, environ, threads):
+    assert threads_per_run(workers, cpus, environ) == threads
 
 
 def test_a_fixed_sweep_finishes_every_run_and_summarises_them(first_start, capsys):
