@@ -225,7 +225,8 @@ def test_shipped_sweeps_check_out_against_notebook_04():
         "paper": [f"forget_splits={split},seeds={seed}" for split in ("forget05", "forget01", "forget10")
                   for seed in (0, 1, 2)],
         "pubmedqa": ["forget_splits=forget05"],
-        "seeds": ["seed=0", "seed=1", "seed=2"], "study": ["seed=0"]}
+        "seeds": ["seed=0", "seed=1", "seed=2"],
+        "study": [f"forget_splits={split}" for split in ("forget10", "forget05", "forget01")]}
 
 
 # ------------------------------------------------------------------------------ papermill --help-notebook

@@ -16,14 +16,14 @@ Data: the synthetic cohort, or PubMedQA-L (``dataset="pubmedqa"``), where abstra
 every probe is a cloze item of an abstract's sentence (:mod:`sbu.data.pubmed_study`); "naming a forgotten
 patient" then means holding the start of a forgotten abstract's sentence (:func:`sbu.eval.backflow.cue`).
 
-Per (split, seed, condition) the table holds, with the model right after unlearning: forget / retain / test
-accuracy closed-book, every attack's ROC-AUC (forget vs holdout; 1.0 = members stand out) and PrivLeak against
-the retrain arm of the same split and seed; memory exposure right after unlearning; after ``rounds`` rounds of
-the agent's loop: forget accuracy closed-book, every attack's AUC and PrivLeak again (in ``results.csv`` only:
-the holdout patients are in the agent's memory, and consolidation trains on what the loop retrieves, so after the
-loop they are no longer clean non-members — read these with care), memory exposure, forgotten facts back in
-memory, cached answers naming a forgotten patient, write-backs refused, retained accuracy through the agent; the
-unlearning's wall time and its ratio to retraining.
+Per (split, seed, condition) the table holds, with the model right after unlearning: forget / retain / collateral
+(retained patients sharing a condition with a forgotten one) / test accuracy closed-book, every attack's ROC-AUC
+(forget vs holdout; 1.0 = members stand out) and PrivLeak against the retrain arm of the same split and seed; memory
+exposure right after unlearning; after ``rounds`` rounds of the agent's loop: forget accuracy closed-book, every
+attack's AUC and PrivLeak again (in ``results.csv`` only: the holdout patients are in the agent's memory, and
+consolidation trains on what the loop retrieves, so after the loop they are no longer clean non-members — read these
+with care), memory exposure, forgotten facts back in memory, cached answers naming a forgotten patient, write-backs
+refused, retained accuracy through the agent; the unlearning's wall time and its ratio to retraining.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ METHODS = tuple(UNLEARNING_METHODS)  # sra, grad_ascent, grad_diff, npo, simnpo,
 MAIN_METRICS = {
     "forget acc": "forget acc",
     "retain acc": "retain acc",
+    "collateral acc": "collateral acc",
     "test acc": "test acc",
     f"{PRIVLEAK_ATTACK} AUC": "MIA AUC (Min-K%++)",
     f"{PRIVLEAK_ATTACK} PrivLeak": "PrivLeak",

@@ -4,6 +4,8 @@ membership attack, PrivLeak and forget quality against the retrain gold standard
 Probe sets (closed-book, multiple choice):
 - *forget*: the forgotten facts' QA in the train phrasing (what D_f trained away);
 - *retain*: retained patients' QA in the train phrasing;
+- *collateral*: the retain probes of the retained patients who share a condition with a forgotten one (PubMedQA-L:
+  a MeSH concept) — what unlearning a neighbour may damage (SPEC §6);
 - *test*: the knowledge base in held-out phrasings (general medical knowledge no unlearning should touch);
 - *holdout*: never-seen patients — the non-members of membership inference — and, with the fact in context,
   the reading skill the agent's memory relies on.
@@ -27,6 +29,19 @@ from sbu.model.scoring import accuracy, answer_token_stats
 PRIVLEAK_ATTACK = "min_k_plus_plus"  # PrivLeak is reported for every attack; the target reads this one
 
 
+SHARED_ENTITY_TYPES = ("condition", "concept")  # what links two subjects for the collateral probes
+
+
+def collateral_subjects(corpus: Corpus, forgotten: set[str], retained: list[str]) -> list[str]:
+    """The retained subjects whose facts name a condition (or MeSH concept) that a forgotten subject's facts name."""
+    shared = {e.id for e in corpus.entities if e.type in SHARED_ENTITY_TYPES}
+    links: dict[str, set[str]] = {}
+    for fact in corpus.facts:
+        links.setdefault(fact.about, set()).update(e for e in fact.entities if e in shared)
+    touched = set().union(*(links.get(p, set()) for p in forgotten))
+    return [p for p in retained if links.get(p, set()) & touched]
+
+
 def probe_sets(corpus: Corpus, sets: UnlearningSets) -> dict[str, list[QAItem]]:
     forgotten_facts = {f for q in sets.forget_items for f in q.fact_ids}
     forgotten_patients = {q.about for q in sets.forget_items}
@@ -35,6 +50,7 @@ def probe_sets(corpus: Corpus, sets: UnlearningSets) -> dict[str, list[QAItem]]:
         "forget": list(sets.forget_items),
         "forget, paraphrased": [q for q in corpus.qa if q.phrasing == "heldout" and set(q.fact_ids) & forgotten_facts],
         "retain": corpus.qa_about(retained, "train"),
+        "collateral": corpus.qa_about(collateral_subjects(corpus, forgotten_patients, retained), "train"),
         "test": [q for q in corpus.qa if q.id in set(corpus.splits["test"])],
         "holdout": corpus.qa_about(patients_in(corpus, "holdout"), "train"),
     }
@@ -45,7 +61,7 @@ def evaluate(lm: CausalLM, corpus: Corpus, sets: UnlearningSets, retrain: Causal
     """One model's row: accuracies, every attack's AUC (forget vs holdout), and forget quality vs ``retrain``."""
     probes = probe_sets(corpus, sets)
     m, tok = lm.model, lm.tokenizer
-    row = {f"{name} accuracy": accuracy(m, tok, probes[name]) for name in ("forget", "retain", "test")}
+    row = {f"{name} accuracy": accuracy(m, tok, probes[name]) for name in ("forget", "retain", "collateral", "test")}
     holdout = probes["holdout"]
     row["holdout in context accuracy"] = accuracy(m, tok, holdout, open_book_contexts(corpus, holdout, seed=seed))
     reference = (retrain.model, retrain.tokenizer) if retrain is not None and retrain is not lm else None
