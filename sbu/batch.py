@@ -61,6 +61,7 @@ SEED_NAME = re.compile(r"(^|_)seeds?($|_)")  # seed, seeds, data_seed, run_seed:
 LONG_FORMAT = ("condition", "metric", "value")
 TRACEBACK_LINES = 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
+PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
 
 
 # ---------------------------------------------------------------------------------------------- the sweep file
@@ -339,9 +340,11 @@ def write_json(path: Path, record: dict) -> None:
 
 
 def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None:
-    """Run the pending runs through a process pool with a progress bar; fill in each run's status."""
+    """Run the pending runs through a process pool with a progress bar; fill in each run's status. While runs are
+    going, the bar shows how far each has got in its notebook (cells done / code cells, as papermill last saved
+    it), so that an hour-long run is not one silent bar."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from tqdm import tqdm
 
@@ -357,12 +360,37 @@ def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None
         with ProcessPoolExecutor(max_workers=at_once, mp_context=context) as pool:
             futures = {pool.submit(execute_run, RunTask(sweep.notebook, run.folder, run.parameters, sweep.collect,
                                                         run.run_id, threads)): run for run in pending}
-            for future in as_completed(futures):
-                _record_outcome(futures[future], future)
-                counts[futures[future].status] += 1
-                bar.set_postfix(counts, refresh=False)
-                bar.update()
+            waiting = set(futures)
+            while waiting:
+                finished, waiting = wait(waiting, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    _record_outcome(futures[future], future)
+                    counts[futures[future].status] += 1
+                    bar.update()
+                going = [futures[f] for f in waiting if f.running()]
+                bar.set_postfix_str(progress_line(counts, going, sweep.notebook.name))
     bar.close()
+
+
+def run_progress(notebook: Path) -> tuple[int, int] | None:
+    """(code cells finished, code cells) of a run's executed notebook as papermill last saved it (it saves at
+    every cell's start and end); None while there is no such notebook yet."""
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    code = [cell for cell in cells if cell.get("cell_type") == "code"]
+    finished = sum((cell.get("metadata", {}).get("papermill") or {}).get("status") == "completed" for cell in code)
+    return finished, len(code)
+
+
+def progress_line(counts: dict, going: list[Run], notebook_name: str) -> str:
+    """The bar's postfix: the counts, then each running run's cells done (``seed=1 4/12``)."""
+    parts = [", ".join(f"{k}={v}" for k, v in counts.items())]
+    for run in going:
+        progress = run_progress(run.folder / notebook_name)
+        parts.append(f"{run.run_id} " + (f"{progress[0]}/{progress[1]} cells" if progress else "starting"))
+    return " | ".join(parts)
 
 
 def _record_outcome(run: Run, future) -> None:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from sbu.batch import load_sweep, plan_runs, run_id, summarize, threads_per_run
+from sbu.batch import Run, load_sweep, plan_runs, progress_line, run_id, run_progress, summarize, threads_per_run
 from sbu.cli import main
 from sbu.errors import ConfigError, SbuError
 
@@ -102,6 +102,20 @@ def test_runs_at_once_share_the_cores_out(first_start):
         seen = json.loads((sweep_dir / f"x={x}" / "environment.json").read_text())
         assert seen["OMP_NUM_THREADS"] == expected
         assert json.loads((sweep_dir / f"x={x}" / "done.json").read_text())["threads"] == expected
+
+
+def test_progress_reads_the_cells_each_run_has_finished(first_start):
+    """The bar's postfix reads how far a run has got from the notebook papermill saves at every cell: every code
+    cell of a finished run, fewer of the failed one (it stopped at its second cell), nothing before it starts."""
+    _, sweep_dir, _ = first_start
+    code_cells = sum(c["cell_type"] == "code" for c in json.loads(_executed(sweep_dir, "x=1").read_text())["cells"])
+    assert run_progress(_executed(sweep_dir, "x=1")) == (code_cells, code_cells)
+    finished, total = run_progress(_executed(sweep_dir, "x=2"))
+    assert total == code_cells and 0 < finished < total
+    assert run_progress(sweep_dir / "nowhere" / NOTEBOOK.name) is None
+    going = [Run("x=2", {"x": 2}, {}, sweep_dir / "x=2"), Run("x=9", {"x": 9}, {}, sweep_dir / "x=9")]
+    line = progress_line({"done": 1, "failed": 0, "skipped": 0}, going, NOTEBOOK.name)
+    assert line == f"done=1, failed=0, skipped=0 | x=2 {finished}/{total} cells | x=9 starting"
 
 
 @pytest.mark.parametrize(("workers", "cpus", "environ", "threads"), [
