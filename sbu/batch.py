@@ -385,11 +385,13 @@ def run_progress(notebook: Path) -> tuple[int, int] | None:
 
 
 def progress_line(counts: dict, going: list[Run], notebook_name: str) -> str:
-    """The bar's postfix: the counts, then each running run's cells done (``seed=1 4/12``)."""
+    """The bar's postfix: the counts, then each started run's cells done (``seed=1 4/12 cells``). A run whose
+    notebook is not written yet is left out: the pool hands a worker its next run before it is free."""
     parts = [", ".join(f"{k}={v}" for k, v in counts.items())]
-    for run in going:
+    for run in sorted(going, key=lambda r: r.run_id):
         progress = run_progress(run.folder / notebook_name)
-        parts.append(f"{run.run_id} " + (f"{progress[0]}/{progress[1]} cells" if progress else "starting"))
+        if progress:
+            parts.append(f"{run.run_id} {progress[0]}/{progress[1]} cells")
     return " | ".join(parts)
 
 

@@ -106,7 +106,8 @@ def test_runs_at_once_share_the_cores_out(first_start):
 
 def test_progress_reads_the_cells_each_run_has_finished(first_start):
     """The bar's postfix reads how far a run has got from the notebook papermill saves at every cell: every code
-    cell of a finished run, fewer of the failed one (it stopped at its second cell), nothing before it starts."""
+    cell of a finished run, fewer of the failed one (it stopped at its second cell); a run not started yet (the
+    pool queues one ahead) is left out."""
     _, sweep_dir, _ = first_start
     code_cells = sum(c["cell_type"] == "code" for c in json.loads(_executed(sweep_dir, "x=1").read_text())["cells"])
     assert run_progress(_executed(sweep_dir, "x=1")) == (code_cells, code_cells)
@@ -115,7 +116,7 @@ def test_progress_reads_the_cells_each_run_has_finished(first_start):
     assert run_progress(sweep_dir / "nowhere" / NOTEBOOK.name) is None
     going = [Run("x=2", {"x": 2}, {}, sweep_dir / "x=2"), Run("x=9", {"x": 9}, {}, sweep_dir / "x=9")]
     line = progress_line({"done": 1, "failed": 0, "skipped": 0}, going, NOTEBOOK.name)
-    assert line == f"done=1, failed=0, skipped=0 | x=2 {finished}/{total} cells | x=9 starting"
+    assert line == f"done=1, failed=0, skipped=0 | x=2 {finished}/{total} cells"
 
 
 @pytest.mark.parametrize(("workers", "cpus", "environ", "threads"), [
