@@ -8,6 +8,7 @@ A sweep file, e.g. ``params/sweeps/seeds.yaml``::
     grid:                       # every combination of these lists runs once
       seed: [0, 1, 2]
     collect: results.csv        # the CSV each run writes into its out_dir (optional; default results.csv)
+    plot: [forget acc, test acc]   # the metrics summary.png draws (optional; default: all, at most 12)
 
 A list-valued parameter takes one list per run: ``forget_splits: [[forget01], [forget05]]``. The whole file is
 checked before anything is written: known keys, the notebook, every parameter of ``params`` and ``grid`` against
@@ -51,7 +52,7 @@ import yaml
 from sbu.errors import ConfigError, DataFileError
 
 PROJECT = Path(__file__).resolve().parents[1]
-SWEEP_KEYS = ("notebook", "params", "grid", "collect")
+SWEEP_KEYS = ("notebook", "params", "grid", "collect", "plot")
 SET_BY_BATCH = "out_dir"  # each run's folder; a sweep file may not set it
 TYPE_CHECKS = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
                "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
@@ -61,6 +62,7 @@ SEED_NAME = re.compile(r"(^|_)seeds?($|_)")  # seed, seeds, data_seed, run_seed:
 LONG_FORMAT = ("condition", "metric", "value")
 TRACEBACK_LINES = 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
+MAX_PANELS = 12  # summary.png draws at most this many metrics unless the sweep file names them (plot)
 PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
 
 
@@ -75,6 +77,7 @@ class Sweep:
     params: dict
     grid: dict[str, list]
     collect: str = "results.csv"
+    plot: tuple[str, ...] = ()  # the metrics summary.png draws; empty: every metric, at most MAX_PANELS
 
     def points(self) -> list[dict]:
         """Every combination of the grid's values, in the file's order."""
@@ -98,8 +101,10 @@ def load_sweep(path: str | Path, notebooks_dir: str | Path | None = None) -> Swe
     if both:
         raise ConfigError(f"{where}: {both[0]!r} is in both params and grid; keep it in one of them")
     collect = _check_collect(raw.get("collect", "results.csv"), where)
+    plot = _check_plot(raw.get("plot", []), where)
     _check_against_notebook(notebook, params, grid, where)
-    sweep = Sweep(name=path.stem, path=path, notebook=notebook, params=params, grid=grid, collect=collect)
+    sweep = Sweep(name=path.stem, path=path, notebook=notebook, params=params, grid=grid, collect=collect,
+                  plot=plot)
     _check_run_ids(sweep, where)
     return sweep
 
@@ -158,6 +163,13 @@ def _check_collect(collect, where: str) -> str:
         raise ConfigError(f"{where}: 'collect' must be a file name inside each run's out_dir, such as results.csv; "
                           f"got {collect!r}")
     return collect
+
+
+def _check_plot(plot, where: str) -> tuple[str, ...]:
+    if not isinstance(plot, list) or not all(isinstance(m, str) and m for m in plot):
+        raise ConfigError(f"{where}: 'plot' must be a list of metric names (the table's metric column), e.g. "
+                          f"plot: [forget acc, test acc]; got {plot!r}")
+    return tuple(dict.fromkeys(plot))
 
 
 def notebook_parameters(notebook: Path) -> dict[str, dict]:
@@ -567,13 +579,29 @@ def write_tables(runs: list[Run], sweep: Sweep, folder: Path, echo=print) -> lis
         else:
             summary.to_csv(outputs["summary.csv"], index=False)
             hue = [c for k, c in columns.items() if not is_seed_column(c) and not is_seed_column(k)]
-            figure = draw_summary(summary, hue)
+            figure = draw_summary(summary[summary.metric.isin(panel_metrics(summary, sweep, echo))], hue)
             for kind in ("png", "svg"):
                 figure.savefig(outputs[f"summary.{kind}"], dpi=150)
             written += [outputs["summary.csv"], outputs["summary.png"], outputs["summary.svg"]]
     for path in set(outputs.values()) - set(written):
         path.unlink(missing_ok=True)
     return written
+
+
+def panel_metrics(summary, sweep: Sweep, echo=print) -> list[str]:
+    """The metrics summary.png draws: the sweep file's ``plot`` (those the table has), else every metric up to
+    MAX_PANELS, with a note saying how to choose when there are more."""
+    metrics = list(dict.fromkeys(summary["metric"]))
+    if sweep.plot:
+        missing = [m for m in sweep.plot if m not in metrics]
+        if missing:
+            echo(f"[sbu batch] note: plot names metrics the table does not have: {', '.join(map(repr, missing))}")
+        chosen = [m for m in sweep.plot if m in metrics]
+        return chosen or metrics[:MAX_PANELS]
+    if len(metrics) > MAX_PANELS:
+        echo(f"[sbu batch] note: {len(metrics)} metrics; summary.png draws the first {MAX_PANELS} — name the ones "
+             f"to draw in the sweep file, e.g. plot: [{', '.join(metrics[:2])}]")
+    return metrics[:MAX_PANELS]
 
 
 def print_report(report: SweepReport, echo=print) -> None:

@@ -21,9 +21,21 @@ import pytest
 import yaml
 from scipy import stats
 
-from sbu.batch import Run, load_sweep, plan_runs, progress_line, run_id, run_progress, summarize, threads_per_run
+from sbu.batch import (
+    MAX_PANELS,
+    Run,
+    load_sweep,
+    panel_metrics,
+    plan_runs,
+    progress_line,
+    run_id,
+    run_progress,
+    summarize,
+    threads_per_run,
+)
 from sbu.cli import main
 from sbu.errors import ConfigError, SbuError
+from sbu.eval import study
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -162,11 +174,12 @@ def test_a_fixed_sweep_finishes_every_run_and_summarises_them(first_start, capsy
     ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "colect": "a.csv"}, "unknown key 'colect'"),
     ({"notebook": "sweep_notebook"}, "'grid' must map at least one parameter"),
     ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "collect": "../a.csv"}, "'collect' must be a file name"),
-    ("- just\n- a list\n", "must be a mapping with the keys notebook, params, grid, collect"),
+    ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "plot": "score"}, "'plot' must be a list of metric names"),
+    ("- just\n- a list\n", "must be a mapping with the keys notebook, params, grid, collect, plot"),
     ("grid: [unclosed\n", "is not valid YAML"),
 ], ids=["unknown-notebook", "unknown-grid-parameter", "unknown-fixed-parameter", "empty-grid-list",
         "grid-value-not-a-list", "repeated-value", "wrong-type", "out-dir-in-grid", "key-in-params-and-grid",
-        "unknown-key", "no-grid", "collect-outside-out-dir", "not-a-mapping", "bad-yaml"])
+        "unknown-key", "no-grid", "collect-outside-out-dir", "plot-not-a-list", "not-a-mapping", "bad-yaml"])
 def test_a_wrong_sweep_file_is_a_clear_error_and_writes_nothing(tmp_path, capsys, content, message):
     sweep, out = _sweep_file(tmp_path, content), tmp_path / "results"
     assert _batch(sweep, out) == 2
@@ -228,12 +241,29 @@ def test_summary_pools_repeat_and_per_run_seeds_and_leaves_n_of_one_without_ci()
     assert summarize(table.rename(columns={"metric": "measure"})) is None, "not long-format: no summary"
 
 
+def test_the_summary_figure_draws_the_metrics_the_sweep_names_or_at_most_twelve(tmp_path):
+    many = pd.DataFrame({"metric": [f"m{i}" for i in range(MAX_PANELS + 3)]})
+    notes = []
+    sweep = load_sweep(_sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}}), DATA)
+    assert panel_metrics(many, sweep, notes.append) == [f"m{i}" for i in range(MAX_PANELS)]
+    assert "15 metrics" in notes[-1] and "plot: [m0, m1]" in notes[-1]
+    named = load_sweep(_sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]},
+                                              "plot": ["m3", "nope", "m1"]}), DATA)
+    assert named.plot == ("m3", "nope", "m1")
+    assert panel_metrics(many, named, notes.append) == ["m3", "m1"]
+    assert "'nope'" in notes[-1]
+    notes.clear()
+    assert panel_metrics(many.head(3), sweep, notes.append) == ["m0", "m1", "m2"] and not notes
+
+
 def test_shipped_sweeps_check_out_against_notebook_04():
     sweeps = sorted((ROOT / "params" / "sweeps").glob("*.yaml"))
     assert [p.stem for p in sweeps] == ["forget_size", "methods", "paper", "pubmedqa", "seeds", "study"]
     for path in sweeps:
         assert path.read_text().startswith("# "), f"{path.name}: open with a line saying what the sweep is for"
     grids = {p.stem: load_sweep(p) for p in sweeps}  # the full check: notebook 04's parameters and their types
+    for name, sweep in grids.items():
+        assert sweep.plot and set(sweep.plot) <= set(study.MAIN_METRICS), f"{name}: plot names what the study writes"
     assert {name: [run_id(point) for point in sweep.points()] for name, sweep in grids.items()} == {
         "forget_size": ["forget_splits=forget01", "forget_splits=forget05", "forget_splits=forget10"],
         "methods": ["methods=sra", "methods=grad_diff", "methods=npo", "methods=simnpo"],
