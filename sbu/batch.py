@@ -29,6 +29,8 @@ Resuming: starting a sweep again skips the runs whose ``done.json`` holds the sa
 is there); failed runs, runs whose folder has no marker (killed) and runs whose parameters changed are run again
 from an empty folder. A failed run never stops the others.
 
+Progress: one bar for the sweep; while runs go, it shows how far each has got in its notebook (code cells done).
+
 Cores: with ``--workers N`` each run's kernel gets the machine's cores divided by N as its thread count
 (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), so that N notebooks do not each start a thread per core and slow one
 another several-fold; a thread count set in the environment is left as it is. ``done.json`` records it.
