@@ -97,27 +97,34 @@ def request_costs(table: pd.DataFrame, ax=None):
 
 def study_privacy_utility(summary: pd.DataFrame, attack: str = "min_k_plus_plus", ax=None):
     """The study's conditions as points, mean ± 95 % CI over seeds: |PrivLeak| (left: like retraining) against
-    test accuracy (up: utility kept); one marker per forget split."""
+    test accuracy (up: utility kept); a colour per condition, a marker per forget split, named in the legend
+    (labels beside the points overlap where conditions agree, as SBU and its ablations do)."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     leak = summary[summary.metric == f"{attack} PrivLeak"].set_index(["forget_split", "condition"])
     test = summary[summary.metric == "test acc"].set_index(["forget_split", "condition"])
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.5))
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     markers = dict(zip(dict.fromkeys(summary.forget_split), "osD^v", strict=False))
-    colors = {c: f"C{i % 10}" for i, c in enumerate(dict.fromkeys(summary.condition))}
+    names = list(dict.fromkeys(summary.condition))
+    palette = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    colors = {c: palette(i % palette.N) for i, c in enumerate(names)}
     for (split, condition), row in leak.iterrows():
         if (split, condition) not in test.index:
             continue
         t = test.loc[(split, condition)]
         ax.errorbar(abs(row["mean"]), t["mean"], xerr=row["ci95"] if row["ci95"] == row["ci95"] else None,
                     yerr=t["ci95"] if t["ci95"] == t["ci95"] else None, fmt=markers[split], color=colors[condition],
-                    capsize=3, label=f"{condition} ({split})")
-        ax.annotate(condition, (abs(row["mean"]), t["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+                    capsize=3, alpha=0.85)
     ax.axvline(0.10, color="#999999", linestyle=":", linewidth=1)
     ax.set_xlabel(f"|PrivLeak| ({attack}; 0 = like the retrain model)")
     ax.set_ylabel("test accuracy (closed-book)")
     ax.set_title("privacy–utility, mean ± 95 % CI over seeds")
+    handles = [Line2D([], [], color=colors[c], marker="o", linestyle="", label=c) for c in names]
+    if len(markers) > 1:
+        handles += [Line2D([], [], color="#555555", marker=m, linestyle="", label=s) for s, m in markers.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
     return ax
 
 
