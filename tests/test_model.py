@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sbu.errors import ConfigError, DataFileError
 from sbu.model import prompts
-from sbu.model.base import TrainConfig, encode_example, load, train_tokenizer, trained_model
+from sbu.model.base import INFO_FILE, TrainConfig, _store, encode_example, load, train_tokenizer, trained_model
 from sbu.model.scoring import accuracy, answer_logprobs, choose, option_scores
 
 from .conftest import TINY_MODEL, TINY_TRAIN
@@ -47,6 +49,25 @@ def test_same_seed_trains_the_same_weights(tiny_corpus, tmp_path):
     b = trained_model(tiny_corpus, TINY_MODEL, quick, progress=False, cache=tmp_path / "b")
     for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(pa, pb), name
+
+
+def test_a_cache_entry_is_kept_by_the_first_run_that_finishes_it(tiny_lm, tmp_path):
+    """Two runs side by side train the same model: the second to finish leaves the first one's entry as it is and
+    no temporary folder behind; an entry torn by a killed run (no info file) is replaced whole."""
+    path = tmp_path / "base-0123"
+    _store(tiny_lm.model, tiny_lm.tokenizer, {"by": "first"}, path)
+    files = {f.name: f.stat().st_mtime_ns for f in path.iterdir()}
+    _store(tiny_lm.model, tiny_lm.tokenizer, {"by": "second"}, path)
+    assert json.loads((path / INFO_FILE).read_text()) == {"by": "first"}
+    assert {f.name: f.stat().st_mtime_ns for f in path.iterdir()} == files
+    assert [p.name for p in tmp_path.iterdir()] == ["base-0123"]
+    torn = tmp_path / "base-4567"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"half a model")
+    _store(tiny_lm.model, tiny_lm.tokenizer, {"by": "resumed"}, torn)
+    assert json.loads((torn / INFO_FILE).read_text()) == {"by": "resumed"}
+    assert load(torn).info == {"by": "resumed"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base-0123", "base-4567"]
 
 
 def test_saved_model_loads_through_automodel(tiny_lm):

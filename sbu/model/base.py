@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -235,14 +236,27 @@ def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train
                           desc="train " + ("base model" if exclude is None else f"retrain model (without {exclude})"))
     info = {**key_obj, "name": name, "n_examples_per_epoch": len(epochs[0]), "epoch_loss": losses,
             "train_seconds": time.perf_counter() - start, "n_parameters": sum(p.numel() for p in model.parameters())}
-    tmp = path.with_name(path.name + ".partial")
+    _store(model, tokenizer, info, path)
+    return CausalLM(model, tokenizer, path, info)
+
+
+def _store(model, tokenizer, info: dict, path: Path) -> None:
+    """Write a cache entry so that it appears whole or not at all. Runs side by side (``sbu batch --workers``)
+    may train the same model at once: each writes its own temporary folder, and the first to finish keeps the
+    entry (the others' models are the same training, so they are used as they are and not written again)."""
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # the cache entry appears whole or not at all
-    return CausalLM(model, tokenizer, path, info)
+    if (path / INFO_FILE).is_file():  # another run finished the same model first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    shutil.rmtree(path, ignore_errors=True)  # a torn entry (no info file) from a run that was killed
+    try:
+        tmp.rename(path)
+    except OSError:  # another run renamed its entry into place just now
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load(model_name_or_path: str | Path) -> CausalLM:
