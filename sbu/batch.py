@@ -355,8 +355,8 @@ def write_json(path: Path, record: dict) -> None:
 
 def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None:
     """Run the pending runs through a process pool with a progress bar; fill in each run's status. While runs are
-    going, the bar shows how far each has got in its notebook (cells done / code cells, as papermill last saved
-    it), so that an hour-long run is not one silent bar."""
+    going, the bar shows how far each has got: code cells done in its notebook and the progress bar of the cell
+    it is running (as papermill last saved the notebook: at every cell's start and end, and every 30 s)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -367,6 +367,8 @@ def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None
     bar = tqdm(total=len(runs), initial=counts["skipped"], desc=f"sweep {name}", unit="run")
     bar.set_postfix(counts)
     if pending:
+        for run in pending:  # what an earlier start left would show as this start's progress until the run begins
+            (run.folder / sweep.notebook.name).unlink(missing_ok=True)
         # spawn: a fresh interpreter per worker, the same on Linux and macOS, and no forked ZMQ or kernel state
         context = multiprocessing.get_context("spawn")
         at_once = min(workers, len(pending))
@@ -374,39 +376,66 @@ def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None
         with ProcessPoolExecutor(max_workers=at_once, mp_context=context) as pool:
             futures = {pool.submit(execute_run, RunTask(sweep.notebook, run.folder, run.parameters, sweep.collect,
                                                         run.run_id, threads)): run for run in pending}
-            waiting = set(futures)
+            waiting, shown = set(futures), ""
             while waiting:
                 finished, waiting = wait(waiting, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
                 for future in finished:
                     _record_outcome(futures[future], future)
                     counts[futures[future].status] += 1
                     bar.update()
-                going = [futures[f] for f in waiting if f.running()]
-                bar.set_postfix_str(progress_line(counts, going, sweep.notebook.name))
+                line = progress_line(counts, [futures[f] for f in waiting if f.running()], sweep.notebook.name)
+                if line != shown:  # a log file gets a line when something changed, not every few seconds
+                    bar.set_postfix_str(line)
+                    shown = line
     bar.close()
 
 
-def run_progress(notebook: Path) -> tuple[int, int] | None:
-    """(code cells finished, code cells) of a run's executed notebook as papermill last saved it (it saves at
-    every cell's start and end); None while there is no such notebook yet."""
+@dataclass(frozen=True)
+class RunProgress:
+    cells_done: int
+    cells: int
+    running: str = ""  # the running cell's own progress bar, e.g. "study 12/54"
+
+
+TQDM_LINE = re.compile(r"(?P<desc>[^\r\n|]*?):?\s*\d+%\|[^|]*\|\s*(?P<count>\d+/\d+)")
+
+
+def run_progress(notebook: Path) -> RunProgress | None:
+    """How far a run has got, from its executed notebook as papermill last saved it: code cells finished, and the
+    last progress bar the running cell printed; None while there is no such notebook yet."""
     try:
         cells = json.loads(notebook.read_text())["cells"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     code = [cell for cell in cells if cell.get("cell_type") == "code"]
-    finished = sum((cell.get("metadata", {}).get("papermill") or {}).get("status") == "completed" for cell in code)
-    return finished, len(code)
+    status = [(cell.get("metadata", {}).get("papermill") or {}).get("status") for cell in code]
+    running = next((cell for cell, state in zip(code, status) if state == "running"), None)
+    return RunProgress(status.count("completed"), len(code), _last_bar(running) if running else "")
+
+
+def _last_bar(cell: dict) -> str:
+    streams = [out for out in cell.get("outputs", []) if out.get("output_type") == "stream"]
+    text = "".join("".join(out.get("text", "")) for out in streams)
+    for line in reversed(re.split(r"[\r\n]+", text)):
+        found = TQDM_LINE.search(line)
+        if found:
+            return f"{found['desc'].strip()[:40]} {found['count']}".strip()
+    return ""
 
 
 def progress_line(counts: dict, going: list[Run], notebook_name: str) -> str:
-    """The bar's postfix: the counts, then each started run's cells done (``seed=1 4/12 cells``). A run whose
-    notebook is not written yet is left out: the pool hands a worker its next run before it is free."""
-    parts = [", ".join(f"{k}={v}" for k, v in counts.items())]
+    """The bar's postfix, the running runs first (a terminal cuts the end of a long line): each started run's
+    grid values, its code cells done and its running cell's bar (``forget10 3/11 · study 12/54``), then the
+    counts. A run whose notebook is not written yet is left out: the pool hands a worker its next run early."""
+    parts = []
     for run in sorted(going, key=lambda r: r.run_id):
         progress = run_progress(run.folder / notebook_name)
         if progress:
-            parts.append(f"{run.run_id} {progress[0]}/{progress[1]} cells")
-    return " | ".join(parts)
+            label = ",".join(_label(v) for v in run.grid.values()) or run.run_id
+            parts.append(f"{label} {progress.cells_done}/{progress.cells}"
+                         + (f" · {progress.running}" if progress.running else ""))
+    parts.append(" ".join(f"{k}={v}" for k, v in counts.items() if v))
+    return " | ".join(p for p in parts if p)
 
 
 def _record_outcome(run: Run, future) -> None:
@@ -479,9 +508,10 @@ def summarize(table):
     return summary[[*by, "n", "mean", "ci95"]]
 
 
-def draw_summary(summary, hue: list[str]):
-    """One small panel per metric: mean ± 95 % CI of each condition, one colour per value of the swept
-    parameters in ``hue``. Drawn on a bare Figure (Agg for PNG), so pyplot's backend is never touched."""
+def draw_summary(summary, hue: list[str], metrics: list[str] | None = None):
+    """One small panel per metric (``metrics``, in that order; default every metric of the summary): mean ± 95 % CI
+    of each condition, one colour per value of the swept parameters in ``hue``. Drawn on a bare Figure (Agg for
+    PNG), so pyplot's backend is never touched."""
     import numpy as np
     import seaborn as sns
     from matplotlib.figure import Figure
@@ -490,7 +520,8 @@ def draw_summary(summary, hue: list[str]):
     data = summary.assign(
         x=summary[["condition", *others]].astype(str).agg(" · ".join, axis=1),
         hue=summary[hue].astype(str).agg(", ".join, axis=1) if hue else "")
-    metrics = list(dict.fromkeys(data["metric"]))
+    metrics = list(metrics or dict.fromkeys(data["metric"]))
+    data = data[data["metric"].isin(metrics)]
     levels = list(dict.fromkeys(data["hue"]))
     colours = sns.color_palette("colorblind", len(levels))
     ncols = min(len(metrics), 4)
@@ -581,7 +612,7 @@ def write_tables(runs: list[Run], sweep: Sweep, folder: Path, echo=print) -> lis
         else:
             summary.to_csv(outputs["summary.csv"], index=False)
             hue = [c for k, c in columns.items() if not is_seed_column(c) and not is_seed_column(k)]
-            figure = draw_summary(summary[summary.metric.isin(panel_metrics(summary, sweep, echo))], hue)
+            figure = draw_summary(summary, hue, panel_metrics(summary, sweep, echo))
             for kind in ("png", "svg"):
                 figure.savefig(outputs[f"summary.{kind}"], dpi=150)
             written += [outputs["summary.csv"], outputs["summary.png"], outputs["summary.svg"]]

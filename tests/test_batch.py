@@ -24,6 +24,8 @@ from scipy import stats
 from sbu.batch import (
     MAX_PANELS,
     Run,
+    RunProgress,
+    draw_summary,
     load_sweep,
     panel_metrics,
     plan_runs,
@@ -118,17 +120,41 @@ def test_runs_at_once_share_the_cores_out(first_start):
 
 def test_progress_reads_the_cells_each_run_has_finished(first_start):
     """The bar's postfix reads how far a run has got from the notebook papermill saves at every cell: every code
-    cell of a finished run, fewer of the failed one (it stopped at its second cell); a run not started yet (the
-    pool queues one ahead) is left out."""
+    cell of a finished run, fewer of the failed one (it stopped at the cell that raised); a run not started yet
+    (the pool queues one ahead) is left out."""
     _, sweep_dir, _ = first_start
     code_cells = sum(c["cell_type"] == "code" for c in json.loads(_executed(sweep_dir, "x=1").read_text())["cells"])
-    assert run_progress(_executed(sweep_dir, "x=1")) == (code_cells, code_cells)
-    finished, total = run_progress(_executed(sweep_dir, "x=2"))
-    assert total == code_cells and 0 < finished < total
+    assert run_progress(_executed(sweep_dir, "x=1")) == RunProgress(code_cells, code_cells)
+    failed = run_progress(_executed(sweep_dir, "x=2"))
+    assert failed.cells == code_cells and 0 < failed.cells_done < code_cells and failed.running == ""
     assert run_progress(sweep_dir / "nowhere" / NOTEBOOK.name) is None
     going = [Run("x=2", {"x": 2}, {}, sweep_dir / "x=2"), Run("x=9", {"x": 9}, {}, sweep_dir / "x=9")]
     line = progress_line({"done": 1, "failed": 0, "skipped": 0}, going, NOTEBOOK.name)
-    assert line == f"done=1, failed=0, skipped=0 | x=2 {finished}/{total} cells"
+    assert line == f"2 {failed.cells_done}/{code_cells} | done=1"
+
+
+def test_progress_shows_the_bar_of_the_cell_that_is_running(first_start, tmp_path):
+    """A long cell (notebook 04's study) prints a tqdm bar; papermill saves its output as it goes, and the sweep's
+    bar shows the last state of it."""
+    import io
+
+    from tqdm import tqdm
+
+    _, sweep_dir, _ = first_start
+    printed = io.StringIO()
+    with tqdm(total=54, desc="study", unit="condition", file=printed, mininterval=0) as inner:
+        inner.update(12)
+        inner.set_postfix_str("forget05 seed 1: sbu")
+    notebook = json.loads(_executed(sweep_dir, "x=1").read_text())
+    last = [c for c in notebook["cells"] if c["cell_type"] == "code"][-1]
+    last["metadata"]["papermill"]["status"] = "running"
+    last["outputs"] = [{"output_type": "stream", "name": "stderr", "text": [printed.getvalue()]}]
+    (tmp_path / "x=7").mkdir()
+    (tmp_path / "x=7" / NOTEBOOK.name).write_text(json.dumps(notebook))
+    progress = run_progress(tmp_path / "x=7" / NOTEBOOK.name)
+    assert progress.running == "study 12/54" and progress.cells_done == progress.cells - 1
+    line = progress_line({"done": 0}, [Run("x=7", {"x": 7}, {}, tmp_path / "x=7")], NOTEBOOK.name)
+    assert line == f"7 {progress.cells_done}/{progress.cells} · study 12/54"
 
 
 @pytest.mark.parametrize(("workers", "cpus", "environ", "threads"), [
@@ -254,6 +280,10 @@ def test_the_summary_figure_draws_the_metrics_the_sweep_names_or_at_most_twelve(
     assert "'nope'" in notes[-1]
     notes.clear()
     assert panel_metrics(many.head(3), sweep, notes.append) == ["m0", "m1", "m2"] and not notes
+    summary = pd.DataFrame({"condition": "c", "metric": [f"m{i}" for i in range(4)], "n": 3, "mean": 0.5,
+                            "ci95": 0.1})
+    figure = draw_summary(summary, [], ["m3", "m1"])
+    assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["m3", "m1"], "the order plot gives"
 
 
 def test_shipped_sweeps_check_out_against_notebook_04():
