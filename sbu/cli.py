@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                        "results/NAME/<run-id>/", description="Run the notebook of a sweep file once per combination "
                        "of its grid with papermill, in --workers processes, into OUT/NAME/<run-id>/ (NAME: the sweep "
                        "file's name); then OUT/NAME/results.csv (every run's table), runs.csv and, for a long-format "
-                       "table, summary.csv and summary.png/.svg. Started again, it skips finished runs and retries "
-                       "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
+                       "table, summary.csv and summary.png/.svg (the metrics the file's plot: names, else at most 12). "
+                       "Started again, it skips finished runs and retries failed or interrupted ones. Exit status 0 if "
+                       "every run finished, 1 if any failed, 2 if the "
                        "sweep file is wrong (nothing is run then). The file format is in sbu/batch.py.")
     p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
     p.add_argument("--workers", type=int, default=1,
