@@ -165,3 +165,24 @@ def test_the_study_runs_on_real_abstracts(tmp_path, monkeypatch):
     assert values[("sbu", "facts back rR")] == 0 and values[("sbu", "refused")] > 0
     assert np.isnan(values[("sbu", "forget quality")]), "cloze items have no paraphrases: no forget quality"
     assert set(per_round["round"]) == {0, 1}
+
+
+@needs_file
+def test_collateral_abstracts_share_a_specific_concept_not_a_check_tag(corpus):
+    """Humans, Female, Male … sit on most abstracts: sharing one says nothing, so the collateral abstracts are those
+    that share a less common concept with a forgotten one — some of the retained abstracts, not all."""
+    from sbu.eval.unlearning import COMMON_SHARE, collateral_subjects
+
+    concepts = {}
+    for fact in corpus.facts:
+        concepts.setdefault(fact.about, set()).update(e for e in fact.entities if e.startswith("mesh/"))
+    carriers = {c: sum(c in held for held in concepts.values()) for c in set().union(*concepts.values())}
+    common = {c for c, n in carriers.items() if n > COMMON_SHARE * len(concepts)}
+    assert "mesh/Humans" in common, "the check tag is on most abstracts"
+    forgotten = set(patients_in(corpus, "forget05"))
+    retained = [d for d in trained_patients(corpus) if d not in forgotten]
+    near = set().union(*(concepts[f] for f in forgotten)) - common
+    found = collateral_subjects(corpus, forgotten, retained)
+    assert found == [d for d in retained if concepts[d] & near]
+    sharing_any = [d for d in retained if concepts[d] & set().union(*(concepts[f] for f in forgotten))]
+    assert 0 < len(found) < len(sharing_any), "the check tags alone would make nearly every abstract collateral"

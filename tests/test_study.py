@@ -37,6 +37,14 @@ def test_confidence_interval():
     assert np.isnan(study.confidence([5.0])[1]) and study.confidence([])[2] == 0
 
 
+def test_main_table_shows_a_dash_where_nothing_could_be_measured():
+    rows = [{"dataset": "cohort", "forget_split": "forget01", "n_forgotten": 1, "seed": seed, "condition": "sbu",
+             "metric": metric, "value": value} for seed in (0, 1)
+            for metric, value in (("forget acc", 0.25 + seed / 10), ("collateral acc", float("nan")))]
+    table = study.main_table(pd.DataFrame(rows))
+    assert table.loc["sbu", "collateral acc"] == "—" and table.loc["sbu", "forget acc"].startswith("0.30 ± ")
+
+
 @pytest.mark.slow
 def test_study_runs_every_arm_and_reads_privleak_against_retrain(tiny_corpus, tiny_lm, tmp_path, capsys):
     # the tiny recipe cannot train a model without its forget patient (see conftest); the tiny model stands as the
@@ -57,6 +65,7 @@ def test_study_runs_every_arm_and_reads_privleak_against_retrain(tiny_corpus, ti
     assert set(per_round["round"]) == {0, 1} and len(per_round) == 2 * len(arms) * 2
     table = study.main_table(results)
     assert list(table.index) == [a.name for a in arms] and "±" in table.loc["sbu", "exposure after R"]
+    assert "collateral acc" in table.columns
     found = study.claims(results, rounds=1)
     assert len(found) >= 4 and found.held.dtype == bool
     assert "held" in study.describe_claims(found)

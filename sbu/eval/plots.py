@@ -108,8 +108,10 @@ def study_privacy_utility(summary: pd.DataFrame, attack: str = "min_k_plus_plus"
         _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     markers = dict(zip(dict.fromkeys(summary.forget_split), "osD^v", strict=False))
     names = list(dict.fromkeys(summary.condition))
-    palette = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
-    colors = {c: palette(i % palette.N) for i, c in enumerate(names)}
+    if len(names) > 10:  # tab20's dark shades first, then the light ones: neighbours in the table differ in hue
+        colors = {c: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i) // 20 % 2) for i, c in enumerate(names)}
+    else:
+        colors = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(names)}
     for (split, condition), row in leak.iterrows():
         if (split, condition) not in test.index:
             continue

@@ -191,6 +191,8 @@ def main_table(table: pd.DataFrame, forget_split: str | None = None, digits: int
 
     def cell(row) -> str:
         d = 0 if row.metric in ("recreated rR", "refused") else digits
+        if np.isnan(row["mean"]):  # nothing to measure (no collateral patient, no paraphrase): not a number
+            return "—"
         mean = f"{row['mean']:.{d}f}"
         return mean if np.isnan(row.ci95) else f"{mean} ± {row.ci95:.{d}f}"
 
@@ -327,7 +329,7 @@ def write_report(results: pd.DataFrame, per_round: pd.DataFrame, out: str | Path
     figures = {"backflow": plots.backflow_curves(per_round[per_round.forget_split == headline],
                                                  float(gold["mean"].iloc[0]) if len(gold) else None).figure}
     for name, draw in (("privacy_utility", plots.study_privacy_utility), ("costs", plots.study_costs)):
-        figure = Figure(figsize=(7, 4.5), layout="constrained")
+        figure = Figure(figsize=(8, 4.5), layout="constrained")
         draw(table, ax=figure.subplots())
         figures[name] = figure
     for name, figure in figures.items():

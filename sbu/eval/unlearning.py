@@ -13,6 +13,7 @@ Probe sets (closed-book, multiple choice):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -30,15 +31,21 @@ PRIVLEAK_ATTACK = "min_k_plus_plus"  # PrivLeak is reported for every attack; th
 
 
 SHARED_ENTITY_TYPES = ("condition", "concept")  # what links two subjects for the collateral probes
+COMMON_SHARE = 0.25  # [choice] an entity more than this share of the subjects carry links no one (MeSH's check
+# tags — Humans, Female, Male, age groups — sit on most abstracts; a cohort's condition on at most 17 % of patients)
 
 
 def collateral_subjects(corpus: Corpus, forgotten: set[str], retained: list[str]) -> list[str]:
-    """The retained subjects whose facts name a condition (or MeSH concept) that a forgotten subject's facts name."""
+    """The retained subjects whose facts name a condition (or MeSH concept) that a forgotten subject's facts name,
+    leaving out entities so common that they tell nothing about who is near whom (:data:`COMMON_SHARE`)."""
     shared = {e.id for e in corpus.entities if e.type in SHARED_ENTITY_TYPES}
     links: dict[str, set[str]] = {}
     for fact in corpus.facts:
         links.setdefault(fact.about, set()).update(e for e in fact.entities if e in shared)
-    touched = set().union(*(links.get(p, set()) for p in forgotten))
+    holders = Counter(e for entities in links.values() for e in entities)
+    subjects = sum(1 for entities in links.values() if entities)
+    common = {e for e, n in holders.items() if n > COMMON_SHARE * subjects}
+    touched = set().union(*(links.get(p, set()) for p in forgotten)) - common
     return [p for p in retained if links.get(p, set()) & touched]
 
 
