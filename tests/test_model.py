@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,6 +71,20 @@ def test_a_cache_entry_is_kept_by_the_first_run_that_finishes_it(tiny_lm, tmp_pa
     assert json.loads((torn / INFO_FILE).read_text()) == {"by": "resumed"}
     assert load(torn).info == {"by": "resumed"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base-0123", "base-4567"]
+
+
+def test_storing_an_entry_sweeps_the_temporary_folders_of_killed_runs(tiny_lm, tmp_path):
+    """A run killed while it wrote its entry leaves ``NAME.partial-PID``; the next store of that entry removes it,
+    and leaves alone the folder of a run that is still writing (its process is alive)."""
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    path = tmp_path / "base-0123"
+    killed, writing = (tmp_path / f"base-0123.partial-{pid}" for pid in (finished.pid, os.getppid()))
+    for folder in (killed, writing):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"half a model")
+    _store(tiny_lm.model, tiny_lm.tokenizer, {"by": "next"}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, writing.name])
 
 
 def test_saved_model_loads_through_automodel(tiny_lm):

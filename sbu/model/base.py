@@ -245,7 +245,9 @@ def _store(model, tokenizer, info: dict, path: Path) -> None:
     may train the same model at once: each writes its own temporary folder, and the first to finish keeps the
     entry (the others' models are the same training, so they are used as they are and not written again)."""
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in path.parent.glob(f"{path.name}.partial-*"):
+        if stale == tmp or not _process_alive(stale.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)  # ours from before, or left by a run that was killed
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
@@ -257,6 +259,19 @@ def _store(model, tokenizer, info: dict, path: Path) -> None:
         tmp.rename(path)
     except OSError:  # another run renamed its entry into place just now
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _process_alive(pid: str) -> bool:
+    """Whether a process with this id runs on this machine (a foreign or garbled suffix counts as dead)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def load(model_name_or_path: str | Path) -> CausalLM:
