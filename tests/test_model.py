@@ -41,6 +41,7 @@ def test_encoding_learns_only_the_target(tiny_lm):
 def test_trained_model_is_cached_by_config(tiny_corpus, tiny_lm, model_cache):
     again = trained_model(tiny_corpus, TINY_MODEL, TINY_TRAIN, progress=False, cache=model_cache)
     assert again.path == tiny_lm.path and again.info == tiny_lm.info
+    assert tiny_lm.info["torch_threads"] == torch.get_num_threads()  # the weights' last bits depend on it
     other = TrainConfig(epochs=1, batch_size=16, recipe=TINY_TRAIN.recipe)
     assert tiny_lm.info["name"] != trained_model(tiny_corpus, TINY_MODEL, other, progress=False,
                                                  cache=model_cache).info["name"]

@@ -235,7 +235,8 @@ def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train
     model, losses = train(epochs, tokenizer, model_config, train_config, progress,
                           desc="train " + ("base model" if exclude is None else f"retrain model (without {exclude})"))
     info = {**key_obj, "name": name, "n_examples_per_epoch": len(epochs[0]), "epoch_loss": losses,
-            "train_seconds": time.perf_counter() - start, "n_parameters": sum(p.numel() for p in model.parameters())}
+            "train_seconds": time.perf_counter() - start, "n_parameters": sum(p.numel() for p in model.parameters()),
+            "torch_threads": torch.get_num_threads()}  # the weights are bit-identical only for the same count
     _store(model, tokenizer, info, path)
     return CausalLM(model, tokenizer, path, info)
 
