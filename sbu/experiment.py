@@ -62,7 +62,8 @@ class Experiment:
         kind = "base" if exclude is None else "retrain" if exclude == self.config.forget_split else f"retrain {exclude}"
         self.metrics.setdefault("models", {})[kind] = {
             "name": lm.info.get("name"), "path": str(lm.path), "load_or_train_seconds": time.perf_counter() - start,
-            "train_seconds": lm.info.get("train_seconds"), "n_parameters": lm.info.get("n_parameters")}
+            "train_seconds": lm.info.get("train_seconds"), "n_parameters": lm.info.get("n_parameters"),
+            "torch_threads": lm.info.get("torch_threads")}
         return lm
 
     def base_model(self) -> CausalLM:
