@@ -516,7 +516,8 @@ def draw_summary(summary, hue: list[str], metrics: list[str] | None = None):
     import seaborn as sns
     from matplotlib.figure import Figure
 
-    others = [c for c in summary.columns if c not in (*LONG_FORMAT, "n", "mean", "ci95", *hue)]
+    others = [c for c in summary.columns if c not in (*LONG_FORMAT, "n", "mean", "ci95", *hue)
+              and not _told_by(summary, c, hue)]
     data = summary.assign(
         x=summary[["condition", *others]].astype(str).agg(" · ".join, axis=1),
         hue=summary[hue].astype(str).agg(", ".join, axis=1) if hue else "")
@@ -526,7 +527,9 @@ def draw_summary(summary, hue: list[str], metrics: list[str] | None = None):
     colours = sns.color_palette("colorblind", len(levels))
     ncols = min(len(metrics), 4)
     nrows = -(-len(metrics) // ncols)
-    fig = Figure(figsize=(3.4 * ncols, 2.8 * nrows), layout="constrained")
+    widest = data.groupby("metric")["x"].nunique().max()  # conditions side by side in one panel
+    fig = Figure(figsize=(max(3.4, 0.3 * widest) * ncols, (2.8 + 0.06 * data["x"].str.len().max()) * nrows),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     width = 0.8 / len(levels)
     for ax, metric in zip(axes, metrics):
@@ -537,7 +540,8 @@ def draw_summary(summary, hue: list[str], metrics: list[str] | None = None):
             pos = [xs.index(x) - 0.4 + width * (i + 0.5) for x in part["x"]]
             ax.errorbar(pos, part["mean"], yerr=part["ci95"].fillna(0), fmt="o", color=colour, capsize=3,
                         label=level or None)
-        ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 3 else 0, ha="right" if len(xs) > 3 else "center")
+        rotation = 90 if len(xs) > 6 else 30 if len(xs) > 3 else 0  # many conditions: upright labels do not overlap
+        ax.set_xticks(range(len(xs)), xs, rotation=rotation, ha="right" if rotation == 30 else "center")
         ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.set_title(str(metric), fontsize=10)
     for ax in axes[len(metrics):]:
@@ -546,6 +550,15 @@ def draw_summary(summary, hue: list[str], metrics: list[str] | None = None):
         fig.legend(*axes[0].get_legend_handles_labels(), title=", ".join(hue), loc="outside right upper", fontsize=8)
     fig.suptitle("mean ± 95 % CI over seeds", fontsize=10)
     return fig
+
+
+def _told_by(summary, column: str, hue: list[str]) -> bool:
+    """Whether a column says nothing the hue does not: one value in the whole table, or one per hue value (a
+    run's ``forget_split`` beside the swept ``forget_splits``). Such a column would only lengthen the x labels
+    and split one condition into one tick per run."""
+    if summary[column].nunique(dropna=False) <= 1:
+        return True
+    return bool(hue) and bool((summary.groupby(hue, dropna=False)[column].nunique(dropna=False) <= 1).all())
 
 
 # ---------------------------------------------------------------------------------------------- the whole sweep

@@ -286,6 +286,20 @@ def test_the_summary_figure_draws_the_metrics_the_sweep_names_or_at_most_twelve(
     assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["m3", "m1"], "the order plot gives"
 
 
+def test_summary_figure_has_one_tick_per_condition_whatever_the_runs_add():
+    """A run's own columns that the hue already tells (forget_split beside the swept forget_splits) or that never
+    change (dataset) do not split a condition into one tick per run."""
+    rows = [{"forget_splits": split, "forget_split": split, "dataset": "cohort", "condition": condition,
+             "metric": "forget acc", "n": 3, "mean": 0.5, "ci95": 0.1}
+            for split in ("forget10", "forget01") for condition in ("none", "sbu", "retrain + closure")]
+    figure = draw_summary(pd.DataFrame(rows), ["forget_splits"], ["forget acc"])
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["none", "sbu", "retrain + closure"]
+    rows += [{**row, "forget_split": "other"} for row in rows[:1]]  # a column the hue does not tell stays
+    labels = [t.get_text() for t in draw_summary(pd.DataFrame(rows), ["forget_splits"], ["forget acc"]
+                                                 ).axes[0].get_xticklabels()]
+    assert "none · forget10" in labels and "none · other" in labels
+
+
 def test_shipped_sweeps_check_out_against_notebook_04():
     sweeps = sorted((ROOT / "params" / "sweeps").glob("*.yaml"))
     assert [p.stem for p in sweeps] == ["forget_size", "methods", "paper", "pubmedqa", "seeds", "study"]
