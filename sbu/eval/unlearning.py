@@ -25,7 +25,7 @@ from sbu.eval.accuracy import open_book_contexts
 from sbu.eval.mia import attack_aucs, forget_quality, privleak
 from sbu.model.base import CausalLM
 from sbu.model.forget_sets import UnlearningSets
-from sbu.model.scoring import accuracy, answer_token_stats, choose
+from sbu.model.scoring import accuracy, answer_token_stats, correct
 
 PRIVLEAK_ATTACK = "min_k_plus_plus"  # PrivLeak is reported for every attack; the target reads this one
 
@@ -68,11 +68,12 @@ def evaluate(lm: CausalLM, corpus: Corpus, sets: UnlearningSets, retrain: Causal
     """One model's row: accuracies, every attack's AUC (forget vs holdout), and forget quality vs ``retrain``."""
     probes = probe_sets(corpus, sets)
     m, tok = lm.model, lm.tokenizer
-    right = _answered_right(m, tok, probes["retain"])  # collateral probes are retain probes: scored once
-    collateral = {q.id for q in probes["collateral"]}
+    # collateral probes are retain probes: score the retain set once and read both from it
+    right = dict(zip((q.id for q in probes["retain"]), correct(m, tok, probes["retain"])))
+    collateral = [right[q.id] for q in probes["collateral"]]
     row = {"forget accuracy": accuracy(m, tok, probes["forget"]),
            "retain accuracy": float(np.mean(list(right.values()))) if right else float("nan"),
-           "collateral accuracy": float(np.mean([right[i] for i in collateral])) if collateral else float("nan"),
+           "collateral accuracy": float(np.mean(collateral)) if collateral else float("nan"),
            "test accuracy": accuracy(m, tok, probes["test"])}
     holdout = probes["holdout"]
     row["holdout in context accuracy"] = accuracy(m, tok, holdout, open_book_contexts(corpus, holdout, seed=seed))
@@ -82,13 +83,6 @@ def evaluate(lm: CausalLM, corpus: Corpus, sets: UnlearningSets, retrain: Causal
         row["forget quality"] = forget_quality(m, tok, retrain.model, retrain.tokenizer, probes["forget, paraphrased"]
                                                ) if probes["forget, paraphrased"] else float("nan")
     return row
-
-
-def _answered_right(model, tokenizer, items: list[QAItem]) -> dict[str, bool]:
-    if not items:
-        return {}
-    chosen = choose(model, tokenizer, items)
-    return {item.id: bool(c == item.answer) for item, c in zip(items, chosen)}
 
 
 def comparison_table(rows: Mapping[str, Mapping[str, float]], retrain: str = "retrain") -> pd.DataFrame:

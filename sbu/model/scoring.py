@@ -105,11 +105,18 @@ def choose(model, tokenizer, items: Sequence[QAItem], contexts=None, normalize: 
                                                               batch_size)])
 
 
+def correct(model, tokenizer, items: Sequence[QAItem], contexts=None, normalize: bool = False) -> np.ndarray:
+    """Whether the model chose each item's answer (booleans, in the items' order)."""
+    if not items:
+        return np.zeros(0, dtype=bool)
+    chosen = choose(model, tokenizer, items, contexts, normalize)
+    return chosen == np.array([item.answer for item in items])
+
+
 def accuracy(model, tokenizer, items: Sequence[QAItem], contexts=None, normalize: bool = False) -> float:
     if not items:
         return float("nan")
-    chosen = choose(model, tokenizer, items, contexts, normalize)
-    return float(np.mean(chosen == np.array([item.answer for item in items])))
+    return float(np.mean(correct(model, tokenizer, items, contexts, normalize)))
 
 
 def answer_losses(model, tokenizer, items: Sequence[QAItem]) -> np.ndarray:
