@@ -79,15 +79,32 @@ def load_keys(path: str | Path | None = None, create: bool = True) -> list[bytes
             raise ConfigError(f"the barrier key file {str(path)!r} is missing, but this memory holds a blocklist "
                               "made with a key: restore the key file from its backup (or set $SBU_BARRIER_KEY); "
                               "a new key cannot check the old blocklist")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(KEY_BYTES) + "\n")
+        _create_key_file(path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"the barrier key file {str(path)!r} is readable by others (mode {oct(mode & 0o777)}); "
                           f"run `chmod 600 {path}`")
     return _parse_keys(path.read_text(), f"the barrier key file {str(path)!r}")
+
+
+def _create_key_file(path: Path) -> None:
+    """A new key file that appears whole or not at all: the key is written to a private temporary file, then
+    linked into place. Processes that create it at once (``sbu batch`` workers, tests side by side on a fresh
+    cache) agree on the one that was linked first, and none reads a file that is still empty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(KEY_BYTES) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: its key is the key
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_key(path: str | Path | None = None, create: bool = True) -> bytes:

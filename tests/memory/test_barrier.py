@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import pytest
@@ -16,6 +17,32 @@ def test_a_missing_key_file_is_created_readable_by_its_owner_only(tmp_path):
     key = load_key(path)
     assert len(key) == 32 and oct(path.stat().st_mode & 0o777) == "0o600"
     assert load_key(path) == key, "the same file gives the same key"
+
+
+def _load_key_at_once(path, start, keys):
+    start.wait()
+    try:
+        keys.put(load_key(path).hex())
+    except Exception as err:  # noqa: BLE001 - reported to the test, which fails on it
+        keys.put(f"error: {err!r}")
+
+
+def test_processes_creating_the_key_file_at_once_all_get_the_one_key(tmp_path):
+    """``sbu batch`` workers (or tests side by side) on a fresh cache create the key file together: one key wins,
+    nobody reads a half-written file or trips over the other's file."""
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(25):
+        path = tmp_path / f"try{attempt}" / "barrier.key"
+        start, keys = ctx.Barrier(6), ctx.Queue()
+        workers = [ctx.Process(target=_load_key_at_once, args=(path, start, keys)) for _ in range(6)]
+        for w in workers:
+            w.start()
+        got = [keys.get(timeout=60) for _ in workers]
+        for w in workers:
+            w.join(60)
+        assert len(set(got)) == 1 and not got[0].startswith("error"), got
+        assert load_key(path).hex() == got[0]
+        assert [p.name for p in path.parent.iterdir()] == ["barrier.key"], "no temporary file is left"
 
 
 def test_the_default_key_file_lies_in_the_cache_folder(tmp_path):
