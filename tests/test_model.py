@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +74,28 @@ def test_a_cache_entry_is_kept_by_the_first_run_that_finishes_it(tiny_lm, tmp_pa
     assert json.loads((torn / INFO_FILE).read_text()) == {"by": "resumed"}
     assert load(torn).info == {"by": "resumed"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base-0123", "base-4567"]
+
+
+def _train_at_once(corpus, cache, start, out):
+    start.wait()
+    quick = TrainConfig(epochs=1, batch_size=16, recipe=TINY_TRAIN.recipe)
+    lm = trained_model(corpus, TINY_MODEL, quick, progress=False, cache=cache)
+    out.put((str(lm.path), lm.info["train_seconds"]))
+
+
+def test_runs_that_need_the_same_model_at_once_train_it_once(tiny_corpus, tmp_path):
+    """Two processes ask a cold cache for the same model together: one trains it, the other waits and loads that
+    model (the same entry, the same recorded training), instead of training it a second time."""
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Barrier(2), ctx.Queue()
+    runs = [ctx.Process(target=_train_at_once, args=(tiny_corpus, tmp_path, start, out)) for _ in range(2)]
+    for run in runs:
+        run.start()
+    got = [out.get(timeout=300) for _ in runs]
+    for run in runs:
+        run.join(60)
+    assert got[0] == got[1], "the second run loaded the first one's model instead of training its own"
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [Path(got[0][0]).name]
 
 
 def test_storing_an_entry_sweeps_the_temporary_folders_of_killed_runs(tiny_lm, tmp_path):

@@ -8,11 +8,13 @@ back with ``AutoModelForCausalLM`` / ``AutoTokenizer`` — :func:`load` takes an
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -229,16 +231,34 @@ def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train
     path = (cache or cache_dir() / "models") / name
     if (path / INFO_FILE).is_file():
         return load(path)
-    epochs = [first] + [training_examples(corpus, train_config.recipe, exclude, train_config.seed, epoch)
-                        for epoch in range(1, train_config.epochs)]
-    start = time.perf_counter()
-    model, losses = train(epochs, tokenizer, model_config, train_config, progress,
-                          desc="train " + ("base model" if exclude is None else f"retrain model (without {exclude})"))
-    info = {**key_obj, "name": name, "n_examples_per_epoch": len(epochs[0]), "epoch_loss": losses,
-            "train_seconds": time.perf_counter() - start, "n_parameters": sum(p.numel() for p in model.parameters()),
-            "torch_threads": torch.get_num_threads()}  # the weights are bit-identical only for the same count
-    _store(model, tokenizer, info, path)
+    with _training_lock(path):  # a process training this same model now: wait for it, then load what it stored
+        if (path / INFO_FILE).is_file():
+            return load(path)
+        epochs = [first] + [training_examples(corpus, train_config.recipe, exclude, train_config.seed, epoch)
+                            for epoch in range(1, train_config.epochs)]
+        start = time.perf_counter()
+        desc = "train " + ("base model" if exclude is None else f"retrain model (without {exclude})")
+        model, losses = train(epochs, tokenizer, model_config, train_config, progress, desc=desc)
+        info = {**key_obj, "name": name, "n_examples_per_epoch": len(epochs[0]), "epoch_loss": losses,
+                "train_seconds": time.perf_counter() - start,
+                "n_parameters": sum(p.numel() for p in model.parameters()),
+                "torch_threads": torch.get_num_threads()}  # the weights are bit-identical only for the same count
+        _store(model, tokenizer, info, path)
     return CausalLM(model, tokenizer, path, info)
+
+
+@contextmanager
+def _training_lock(path: Path):
+    """An exclusive lock on ``<entry>.lock`` beside a cache entry while it is trained: runs side by side that need
+    the same model (``sbu batch --workers``, tests in parallel) train it once, the others wait and load it. The
+    kernel drops the lock when its holder dies, so a killed run never blocks the next one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _store(model, tokenizer, info: dict, path: Path) -> None:
