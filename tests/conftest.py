@@ -1,9 +1,15 @@
-"""Shared fixtures: a tiny cohort and a tiny model trained on it once per test session."""
+"""Shared fixtures (a tiny cohort and a tiny model trained on it once per test session), and how the suite shares
+the machine when ``make test`` runs it on several pytest-xdist workers: each worker (and every notebook kernel or
+command it starts) gets the cores divided by the workers as its thread count, and the longest tests go first."""
 
 from __future__ import annotations
 
-import pytest
+import os
 
+import pytest
+import torch
+
+from sbu.batch import THREAD_VARIABLES, threads_per_run
 from sbu.data.cohort import CohortConfig, generate
 from sbu.model.base import ModelConfig, TrainConfig, trained_model
 from sbu.model.recipe import Recipe
@@ -26,3 +32,31 @@ def model_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_corpus, model_cache):
     return trained_model(tiny_corpus, TINY_MODEL, TINY_TRAIN, progress=False, cache=model_cache)
+
+
+# The longest tests first, in the order pytest-xdist hands them out with --maxschedchunk=1 (``make test``): two to
+# each worker to start with, then one at a time to whichever is free. So on two workers the smoke base model (then
+# notebook 03) and the retrain model (then notebook 02) train side by side, and no notebook trains a model itself.
+LONGEST_FIRST = [
+    "test_smoke_models.py::test_the_smoke_base_model_meets_the_foundation_targets",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[03_synchronization]",
+    "test_smoke_models.py::test_the_smoke_retrain_model_knows_nothing_of_the_forget_patients",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[04_evaluation]",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
+]
+
+
+def pytest_configure(config):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = threads_per_run(workers)
+    if threads:  # a worker: its own torch, and the kernels and commands it starts, which read the environment
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+        torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, name in enumerate(LONGEST_FIRST) if item.nodeid.endswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
