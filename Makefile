@@ -4,15 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
-# pytest-xdist workers, one per core; tests/conftest.py gives each the cores / workers as its thread count and
-# hands out the longest tests first, one at a time (--maxschedchunk=1), so the two smoke models train side by side
+# pytest-xdist workers for the tests that do not run the smoke models (one per core); tests/conftest.py says why
+# the smoke_model tests (the smoke models and the notebooks) run one at a time afterwards
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup run test lab bench clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]' 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -c "import sbu, torch, transformers, peft, rdflib, oxrdflib, bm25s"
 	touch $(STAMP)
 
@@ -23,7 +23,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check sbu tests benchmarks
-	$(BIN)/python -m pytest -q --durations=20 -n $(TEST_WORKERS) --maxschedchunk=1
+	$(BIN)/python -m pytest -q --durations=10 -m "not smoke_model" -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q --durations=10 -m smoke_model
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/memory_forget.py

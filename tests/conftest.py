@@ -1,6 +1,9 @@
 """Shared fixtures (a tiny cohort and a tiny model trained on it once per test session), and how the suite shares
-the machine when ``make test`` runs it on several pytest-xdist workers: each worker (and every notebook kernel or
-command it starts) gets the cores divided by the workers as its thread count, and the longest tests go first."""
+the machine. ``make test`` runs the tests in two parts: everything but the ``smoke_model`` tests on pytest-xdist
+workers, one per core, each (with every command it starts) at the cores divided by the workers as its thread count;
+then the ``smoke_model`` tests (the smoke models and the notebooks) one at a time on every core, because torch
+work on models this small gains nothing from two processes on two cores (measured here: the two smoke models, and
+notebooks 02 and 04, took 2.0–2.2× as long side by side on one thread each as alone on two threads)."""
 
 from __future__ import annotations
 
@@ -34,13 +37,12 @@ def tiny_lm(tiny_corpus, model_cache):
     return trained_model(tiny_corpus, TINY_MODEL, TINY_TRAIN, progress=False, cache=model_cache)
 
 
-# The longest tests first, in the order pytest-xdist hands them out with --maxschedchunk=1 (``make test``): two to
-# each worker to start with, then one at a time to whichever is free. So on two workers the smoke base model (then
-# notebook 03) and the retrain model (then notebook 02) train side by side, and no notebook trains a model itself.
-LONGEST_FIRST = [
+# The smoke_model tests in the order they run (``make test`` runs them one at a time, after the rest): the two smoke
+# models first, each trained in its own test, then the notebooks that load them.
+SMOKE_MODEL_ORDER = [
     "test_smoke_models.py::test_the_smoke_base_model_meets_the_foundation_targets",
-    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[03_synchronization]",
     "test_smoke_models.py::test_the_smoke_retrain_model_knows_nothing_of_the_forget_patients",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[03_synchronization]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[04_evaluation]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
@@ -57,6 +59,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     def rank(item):
-        return next((i for i, name in enumerate(LONGEST_FIRST) if item.nodeid.endswith(name)), len(LONGEST_FIRST))
+        return next((i for i, name in enumerate(SMOKE_MODEL_ORDER) if item.nodeid.endswith(name)),
+                    len(SMOKE_MODEL_ORDER))
 
     items.sort(key=rank)  # stable: the rest keep their order

@@ -166,11 +166,13 @@ def smoke_scores(tmp_path_factory):
             for name in WITHOUT_REFERENCE}
 
 
+@pytest.mark.smoke_model
 def test_smoke_holdout_halves_are_indistinguishable(smoke_scores):
     aucs = {name: roc_auc(s["holdout a"], s["holdout b"]) for name, s in smoke_scores.items()}
     assert all(abs(auc - 0.5) <= 0.1 for auc in aucs.values()), aucs
 
 
+@pytest.mark.smoke_model
 def test_smoke_base_model_recognises_its_forget_set(smoke_scores):
     aucs = {name: roc_auc(s["forget"], np.r_[s["holdout a"], s["holdout b"]]) for name, s in smoke_scores.items()}
     assert all(auc >= 0.9 for auc in aucs.values()), aucs

@@ -86,7 +86,7 @@ def _train_at_once(corpus, cache, start, out):
 def test_runs_that_need_the_same_model_at_once_train_it_once(tiny_corpus, tmp_path):
     """Two processes ask a cold cache for the same model together: one trains it, the other waits and loads that
     model (the same entry, the same recorded training), instead of training it a second time."""
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # a fork after torch's thread pool started may hang
     start, out = ctx.Barrier(2), ctx.Queue()
     runs = [ctx.Process(target=_train_at_once, args=(tiny_corpus, tmp_path, start, out)) for _ in range(2)]
     for run in runs:

@@ -46,6 +46,7 @@ def test_every_notebook_is_covered():
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_model
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot(notebook, tmp_path):
     out = tmp_path / notebook.stem

@@ -1,8 +1,8 @@
 """The smoke profile's two models, which every notebook runs on at its defaults, meet the foundation targets.
 
 A fresh checkout trains them here (minutes each) into ``$SBU_CACHE``; the notebooks' tests and the smoke MIA checks
-then load them. ``make test`` runs these two first, one per pytest-xdist worker, so that the models train side by
-side instead of one after the other inside the first notebook (``conftest.pytest_collection_modifyitems``).
+then load them. These two go first among the ``smoke_model`` tests (``conftest.pytest_collection_modifyitems``), so
+that each model's training time shows as its own test's.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def smoke(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_model
 def test_the_smoke_base_model_meets_the_foundation_targets(smoke):
     """Memorizes trained patients, knows nothing of unseen ones, reads facts from its context, keeps general
     knowledge in new phrasings, and its forget set stands out to the LOSS attack."""
@@ -27,6 +28,7 @@ def test_the_smoke_base_model_meets_the_foundation_targets(smoke):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_model
 def test_the_smoke_retrain_model_knows_nothing_of_the_forget_patients(smoke):
     """The gold standard never saw forget05: far from the base model's answers on its patients (the base model
     knows them all), the LOSS attack cannot tell them from unseen patients, and the others are still known."""
