@@ -4,9 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
-# pytest-xdist workers for the tests that do not run the smoke models (one per core); tests/conftest.py says why
-# the smoke_model tests (the smoke models and the notebooks) run one at a time afterwards
-TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup run test lab bench clean-results
 
@@ -23,8 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check sbu tests benchmarks
-	$(BIN)/python -m pytest -q --durations=10 -m "not smoke_model" -n $(TEST_WORKERS)
-	$(BIN)/python -m pytest -q --durations=10 -m smoke_model
+	$(BIN)/python -m pytest -q --durations=20
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/memory_forget.py
