@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
+# pytest-xdist workers, one per core; tests/conftest.py gives each the cores / workers as its thread count and
+# hands out the longest tests first, one at a time (--maxschedchunk=1), so the two smoke models train side by side
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup run test lab bench clean-results
 
@@ -20,7 +23,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check sbu tests benchmarks
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q --durations=20 -n $(TEST_WORKERS) --maxschedchunk=1
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/memory_forget.py

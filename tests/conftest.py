@@ -1,16 +1,15 @@
-"""Shared fixtures: a tiny cohort and a tiny model trained on it once per test session; and the order of the
-``smoke_model`` tests, which train the smoke profile's models and then run the notebooks on them.
-
-The suite runs in one process on every core (``make test``). Spreading it over pytest-xdist workers was measured on
-this 2-core machine and lost time: the tests that do not need the smoke models took 1010 s on two workers against
-674 s in one process, and the smoke models and notebooks 02 and 04 each took 2.0–2.2× as long side by side on one
-thread each as alone on two.
-"""
+"""Shared fixtures (a tiny cohort and a tiny model trained on it once per test session), and how the suite shares
+the machine when ``make test`` runs it on several pytest-xdist workers: each worker (and every notebook kernel or
+command it starts) gets the cores divided by the workers as its thread count, and the longest tests go first."""
 
 from __future__ import annotations
 
-import pytest
+import os
 
+import pytest
+import torch
+
+from sbu.batch import THREAD_VARIABLES, threads_per_run
 from sbu.data.cohort import CohortConfig, generate
 from sbu.model.base import ModelConfig, TrainConfig, trained_model
 from sbu.model.recipe import Recipe
@@ -35,21 +34,29 @@ def tiny_lm(tiny_corpus, model_cache):
     return trained_model(tiny_corpus, TINY_MODEL, TINY_TRAIN, progress=False, cache=model_cache)
 
 
-# The smoke_model tests first, in this order: the two smoke models, each trained in its own test of its targets (so
-# that its training time shows as that test's), then the notebooks that load them.
-SMOKE_MODEL_ORDER = [
+# The longest tests first, in the order pytest-xdist hands them out with --maxschedchunk=1 (``make test``): two to
+# each worker to start with, then one at a time to whichever is free. So on two workers the smoke base model (then
+# notebook 03) and the retrain model (then notebook 02) train side by side, and no notebook trains a model itself.
+LONGEST_FIRST = [
     "test_smoke_models.py::test_the_smoke_base_model_meets_the_foundation_targets",
-    "test_smoke_models.py::test_the_smoke_retrain_model_knows_nothing_of_the_forget_patients",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[03_synchronization]",
+    "test_smoke_models.py::test_the_smoke_retrain_model_knows_nothing_of_the_forget_patients",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[04_evaluation]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
 ]
 
 
+def pytest_configure(config):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = threads_per_run(workers)
+    if threads:  # a worker: its own torch, and the kernels and commands it starts, which read the environment
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     def rank(item):
-        return next((i for i, name in enumerate(SMOKE_MODEL_ORDER) if item.nodeid.endswith(name)),
-                    len(SMOKE_MODEL_ORDER))
+        return next((i for i, name in enumerate(LONGEST_FIRST) if item.nodeid.endswith(name)), len(LONGEST_FIRST))
 
     items.sort(key=rank)  # stable: the rest keep their order

@@ -1,8 +1,8 @@
 """The smoke profile's two models, which every notebook runs on at its defaults, meet the foundation targets.
 
 A fresh checkout trains them here (minutes each) into ``$SBU_CACHE``; the notebooks' tests and the smoke MIA checks
-then load them. These two run first (``conftest.pytest_collection_modifyitems``), so that each model's training time
-shows as its own test's.
+then load them. ``make test`` runs these two first, one per pytest-xdist worker, so that the models train side by
+side instead of one after the other inside the first notebook (``conftest.pytest_collection_modifyitems``).
 """
 
 from __future__ import annotations
