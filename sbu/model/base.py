@@ -262,9 +262,10 @@ def _training_lock(path: Path):
 
 
 def _store(model, tokenizer, info: dict, path: Path) -> None:
-    """Write a cache entry so that it appears whole or not at all. Runs side by side (``sbu batch --workers``)
-    may train the same model at once: each writes its own temporary folder, and the first to finish keeps the
-    entry (the others' models are the same training, so they are used as they are and not written again)."""
+    """Write a cache entry so that it appears whole or not at all: into a temporary folder of this process, then
+    renamed into place. :func:`trained_model` stores under :func:`_training_lock`, so on one machine only one
+    process writes an entry; should two still finish the same entry (a lock the file system does not honour), the
+    first keeps it and the other's model, the same training, is used as it is and not written again."""
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
     for stale in path.parent.glob(f"{path.name}.partial-*"):
         if stale == tmp or not _process_alive(stale.name.rsplit("-", 1)[-1]):
