@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="execute the notebooks with papermill into results/<timestamp>/")
-    p.add_argument("--profile", default="smoke", help="smoke (default) or paper: reads params/<profile>.yaml")
+    p.add_argument("--profile", default="smoke",
+                   help="smoke (default), smoke-study or paper: reads params/<profile>.yaml")
     p.add_argument("--params", help="a YAML file of notebook parameters instead of the profile's")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder (default results/<timestamp>)")

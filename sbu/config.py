@@ -1,7 +1,8 @@
 """One frozen dataclass describes an experiment; profiles name the two scales we run.
 
 ``smoke`` (the default) is small enough for CI and for stepping through the notebooks on a laptop; ``paper`` is
-the scale of the replication study. Any field can be overridden: ``ExperimentConfig.from_profile("smoke",
+the scale of the replication study; ``smoke-study`` is the smoke cohort with the wider model that the README's
+smoke-cohort study ran on. Any field can be overridden: ``ExperimentConfig.from_profile("smoke",
 seed=1)`` or, for nested fields, ``from_profile("paper", cohort={"n_patients": 200})``.
 """
 
@@ -66,9 +67,14 @@ class ExperimentConfig:
 
 PROFILES = {
     "smoke": lambda: ExperimentConfig(profile="smoke"),
+    # the smoke cohort with the wider model the README's smoke-cohort study ran on (before the smoke model was sized
+    # for CI): 128 wide, GPT-2's unfused GELU, 250 reading patients per epoch
+    "smoke-study": lambda: ExperimentConfig(
+        profile="smoke-study", model=ModelConfig(n_embd=128, activation="gelu_new"),
+        train=TrainConfig(recipe=Recipe(reading_patients=250))),
     "paper": lambda: ExperimentConfig(
         profile="paper", cohort=CohortConfig(n_patients=400),
-        model=ModelConfig(n_layer=6, n_embd=192, n_head=6),
+        model=ModelConfig(n_layer=6, n_embd=192, n_head=6, activation="gelu_new"),
         train=TrainConfig(epochs=20, recipe=Recipe(reading_patients=400))),
 }
 

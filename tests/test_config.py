@@ -33,3 +33,18 @@ def test_nested_overrides():
 def test_bad_settings_are_refused(kwargs, error):
     with pytest.raises(error):
         ExperimentConfig.from_profile(**kwargs)
+
+
+def test_smoke_study_is_the_configuration_the_readmes_smoke_cohort_tables_ran_on():
+    """The README's smoke-cohort study ran on the smoke profile as it was before the smoke model was sized for CI;
+    ``smoke-study`` must still name exactly those models (the cache keys of that run's base and retrain models),
+    or the README's numbers no longer come from the profile it cites."""
+    from sbu.data.cohort import generate
+    from sbu.model.base import cache_name
+
+    study, smoke = ExperimentConfig.from_profile("smoke-study"), ExperimentConfig.from_profile("smoke")
+    corpus = generate(study.cohort)
+    assert study.cohort == smoke.cohort, "the same smoke cohort"
+    assert cache_name(corpus, study.model, study.train) == "base-2efa95c37df259b9"
+    assert cache_name(corpus, study.model, study.train, "forget05") == "retrain-forget05-cd00d3ac5bc9d9e4"
+    assert cache_name(corpus, smoke.model, smoke.train) != "base-2efa95c37df259b9"

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from sbu.errors import ConfigError, DataFileError
 from sbu.model import prompts
 from sbu.model.base import INFO_FILE, TrainConfig, _store, encode_example, load, train_tokenizer, trained_model
+from sbu.model.recipe import Example
 from sbu.model.scoring import accuracy, answer_logprobs, choose, option_scores
 
 from .conftest import TINY_MODEL, TINY_TRAIN
@@ -38,6 +39,20 @@ def test_encoding_learns_only_the_target(tiny_lm):
     target = tok.encode(" Lyon", add_special_tokens=False) + [tok.eos_token_id]
     assert ids[-len(target):] == target and labels[-len(target):] == target
     assert set(labels[: -len(target)]) == {-100}
+
+
+def test_encoding_many_at_once_gives_what_one_at_a_time_gives(tiny_corpus, tiny_lm):
+    from sbu.model.base import encode_examples
+    from sbu.model.recipe import training_examples
+
+    examples = training_examples(tiny_corpus, TINY_TRAIN.recipe, seed=0)
+    examples += [Example("", ""), Example("Question: Who?\nAnswer:", " Lyon")]
+    assert any(not x.prompt for x in examples) and any(x.prompt for x in examples)
+    one_by_one = [encode_example(tiny_lm.tokenizer, x.prompt, x.target) for x in examples]
+    assert encode_examples(tiny_lm.tokenizer, [x.prompt for x in examples], [x.target for x in examples]) == one_by_one
+    assert encode_examples(tiny_lm.tokenizer, [], []) == []
+    with pytest.raises(ValueError, match="1 prompts but 0 targets"):
+        encode_examples(tiny_lm.tokenizer, ["a"], [])
 
 
 def test_trained_model_is_cached_by_config(tiny_corpus, tiny_lm, model_cache):

@@ -14,7 +14,7 @@ import torch
 
 from sbu.data.schema import QAItem
 from sbu.model import prompts
-from sbu.model.base import collate, encode_example
+from sbu.model.base import collate, encode_examples
 
 
 class TokenStats(NamedTuple):
@@ -31,7 +31,7 @@ def _answer_batches(model, tokenizer, prompt_texts: Sequence[str], answers: Sequ
     (answer tokens and the closing eos), batched by similar length; prompt and padding positions are dropped."""
     if len(prompt_texts) != len(answers):
         raise ValueError(f"{len(prompt_texts)} prompts but {len(answers)} answers")
-    encoded = [encode_example(tokenizer, p, a) for p, a in zip(prompt_texts, answers)]  # same split as training
+    encoded = encode_examples(tokenizer, prompt_texts, answers)  # the same split of prompt and answer as training
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # similar lengths share a batch
