@@ -26,7 +26,12 @@ def tiny_corpus():
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("models")
+    """One model cache for the whole run: pytest-xdist workers share it (their temporary folders have one parent),
+    so the tiny model trains once, under the cache's training lock, instead of once per worker."""
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "models"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

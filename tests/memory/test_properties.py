@@ -18,7 +18,7 @@ from sbu.memory.vocab import iri
 from .test_forget import LIVE_DERIVATIONS
 
 KINDS = ("episode", "patient_summary", "condition_summary", "cached_answer")
-PROPERTY = settings(max_examples=200, deadline=None, derandomize=True,
+PROPERTY = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 LIVE_TEXTS = """SELECT ?t WHERE { GRAPH <https://w3id.org/sbu/graph/meta> {
   ?x <https://w3id.org/sbu/ns#text> ?t FILTER NOT EXISTS { ?x <http://www.w3.org/ns/prov#wasInvalidatedBy> ?r } } }"""
