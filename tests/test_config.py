@@ -28,7 +28,8 @@ def test_nested_overrides():
 @pytest.mark.parametrize("kwargs, error", [
     ({"profile": "huge"}, ProfileError), ({"forget_split": "forget50"}, ConfigError),
     ({"cohort": {"n_patients": 0}}, ConfigError), ({"cohort": {"no_such_field": 1}}, ConfigError),
-    ({"colour": "blue"}, ConfigError), ({"model": 3}, ConfigError),
+    ({"colour": "blue"}, ConfigError), ({"model": 3}, ConfigError), ({"unlearn_steps": 0}, ConfigError),
+    ({"unlearn_steps": True}, ConfigError),
 ])
 def test_bad_settings_are_refused(kwargs, error):
     with pytest.raises(error):
@@ -48,3 +49,5 @@ def test_smoke_study_is_the_configuration_the_readmes_smoke_cohort_tables_ran_on
     assert cache_name(corpus, study.model, study.train) == "base-2efa95c37df259b9"
     assert cache_name(corpus, study.model, study.train, "forget05") == "retrain-forget05-cd00d3ac5bc9d9e4"
     assert cache_name(corpus, smoke.model, smoke.train) != "base-2efa95c37df259b9"
+    assert study.unlearn_steps == 200 and smoke.unlearn_steps == 100  # the notebooks' budget when theirs is 0
+    assert ExperimentConfig.from_profile("smoke", unlearn_steps=150).unlearn_steps == 150

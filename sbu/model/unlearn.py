@@ -42,7 +42,8 @@ class UnlearnConfig:
     forget probes against the calibration patients (never seen by any model), closest to 0.5. Measured here, with
     D_r four times D_f: 100, 150, 200 steps at lr 2e-3 and 300 at 1e-3 all kept 0.984 of the validation patients;
     their calibration AUCs were 0.65, 0.67, 0.61 and 0.69, so 200 steps. Retain weight 1 (instead of 5) kept only
-    0.91 of retained patients; D_r twice D_f (instead of four times) 0.94."""
+    0.91 of retained patients; D_r twice D_f (instead of four times) 0.94. (That smoke model is now the smoke-study
+    profile's; the narrower smoke model runs the notebooks at 100 steps, ``ExperimentConfig.unlearn_steps``.)"""
 
     steps: int = 200  # the budget: optimizer steps, the same for every method
     batch_size: int = 16
