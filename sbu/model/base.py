@@ -31,6 +31,9 @@ PAD = "<pad>"
 INFO_FILE = "sbu_model.json"
 
 
+ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")  # GPT-2's tanh GELU: as separate ops (its default), or fused
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 1024  # BPE vocabulary (small: the corpus is small, and names split into syllables)
@@ -44,9 +47,6 @@ class ModelConfig:
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-
-
-ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")  # GPT-2's tanh GELU: as separate ops (its default), or fused
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,11 @@ def encode_examples(tokenizer, prompts: Sequence[str], targets: Sequence[str]) -
     return [(bos + p + t + eos, [-100] * (len(bos) + len(p)) + t + eos) for p, t in zip(p_ids, t_ids)]
 
 
+def encode_all(tokenizer, examples: Sequence[Example]) -> list[tuple[list[int], list[int]]]:
+    """:func:`encode_examples` of training examples (their prompts and targets)."""
+    return encode_examples(tokenizer, [x.prompt for x in examples], [x.target for x in examples])
+
+
 def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -191,7 +196,7 @@ def train(epochs: list[list[Example]], tokenizer, model_config: ModelConfig, tra
     model = GPT2LMHeadModel(config)
     loaders = []
     for e, examples in enumerate(epochs):
-        encoded = encode_examples(tokenizer, [x.prompt for x in examples], [x.target for x in examples])
+        encoded = encode_all(tokenizer, examples)
         too_long = max(len(ids) for ids, _ in encoded)
         if too_long > model_config.n_positions:
             raise ConfigError(f"an example has {too_long} tokens, more than n_positions={model_config.n_positions}")

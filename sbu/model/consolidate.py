@@ -21,7 +21,7 @@ import torch
 
 from sbu.errors import ConfigError
 from sbu.model import losses
-from sbu.model.base import CausalLM, encode_examples, random_batches
+from sbu.model.base import CausalLM, encode_all, random_batches
 from sbu.model.recipe import Example
 
 MODES = ("lora", "full")
@@ -64,7 +64,7 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
         return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
     tokenizer = lm.tokenizer
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
-    encoded = encode_examples(tokenizer, [x.prompt for x in examples], [x.target for x in examples])
+    encoded = encode_all(tokenizer, examples)
     encoded = [(ids[:limit], labels[:limit]) for ids, labels in encoded]  # a long summary: its beginning
     encoded = [(ids, labels) for ids, labels in encoded if any(t != losses.IGNORE for t in labels[1:])]
     if not encoded:

@@ -29,7 +29,7 @@ import torch
 
 from sbu.errors import ConfigError
 from sbu.model import losses
-from sbu.model.base import CausalLM, collate, encode_examples, random_batches
+from sbu.model.base import CausalLM, collate, encode_all, random_batches
 from sbu.model.recipe import Example
 
 IDK_ANSWERS = ("I don't know.", "I have no idea.", "I cannot say.", "That is not something I know.")
@@ -282,8 +282,8 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
         targets = [Example(x.prompt, idk_answer(i)) for i, x in enumerate(x for x in forget if x.prompt)]
     else:
         targets = list(forget)
-    encoded_forget = encode_examples(tokenizer, [x.prompt for x in targets], [x.target for x in targets])
-    encoded_retain = encode_examples(tokenizer, [x.prompt for x in retain], [x.target for x in retain])
+    encoded_forget = encode_all(tokenizer, targets)
+    encoded_retain = encode_all(tokenizer, retain)
 
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=list(config.lora_targets),
                       lora_dropout=0.0, bias="none", fan_in_fan_out=True, task_type="CAUSAL_LM")
