@@ -39,11 +39,13 @@ def _answer_batches(model, tokenizer, prompt_texts: Sequence[str], answers: Sequ
         idx = order[start: start + batch_size]
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], pad).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         targets = batch["labels"][:, 1:]
         mask = targets != -100
+        logp = torch.log_softmax(logits[:, :-1][mask].float(), dim=-1)  # answer positions only: row by row alike
+        ends = mask.sum(dim=1).cumsum(0).tolist()
         for row, i in enumerate(idx):
-            yield i, logp[row][mask[row]], targets[row][mask[row]]
+            start = ends[row - 1] if row else 0
+            yield i, logp[start:ends[row]], targets[row][mask[row]]
 
 
 @torch.no_grad()
