@@ -4,7 +4,11 @@ command it starts) gets the cores divided by the workers as its thread count, an
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,12 +28,38 @@ def tiny_corpus():
     return generate(TINY_COHORT)
 
 
+def run_root(tmp_path_factory) -> Path:
+    """The temporary folder of the whole run: pytest-xdist workers' folders have it as their parent."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory) -> Callable[[str, Callable[[Path], None]], Path]:
+    """``built_once(name, build)``: the folder ``name`` of the run, filled by ``build(folder)`` once — the first
+    worker to ask builds it under a lock, the others wait and reuse it (a failed build is tried again, from an empty
+    folder)."""
+    root = run_root(tmp_path_factory)
+
+    def get(name: str, build: Callable[[Path], None]) -> Path:
+        folder = root / name
+        with open(root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (root / f"{name}.built").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                build(folder)
+                (root / f"{name}.built").touch()
+        return folder
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
-    """One model cache for the whole run: pytest-xdist workers share it (their temporary folders have one parent),
-    so the tiny model trains once, under the cache's training lock, instead of once per worker."""
-    root = tmp_path_factory.getbasetemp()
-    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "models"
+    """One model cache for the whole run: pytest-xdist workers share it, so the tiny model trains once, under the
+    cache's training lock, instead of once per worker."""
+    folder = run_root(tmp_path_factory) / "models"
     folder.mkdir(exist_ok=True)
     return folder
 

@@ -108,14 +108,7 @@ def test_seals_hide_their_content_and_open_only_with_the_same_key(tmp_path):
 
 # -- crash safety: a real process, killed for real ------------------------------------------------------------
 CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "compact-swap", "after-MEMORY",
-                "after-PARAMETER", "after-VERIFY"]
-
-
-@pytest.fixture(scope="module")
-def cli_setup(tiny_corpus, tiny_lm, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli")
-    tiny_corpus.write(folder / "corpus")
-    return {"corpus": folder / "corpus", "model": tiny_lm.path, "cache": folder / "cache"}
+                "after-PARAMETER", "after-VERIFY"]  # in the order a request reaches them
 
 
 def _run(args: list[str], setup, fault: str | None = None) -> subprocess.CompletedProcess:
@@ -138,24 +131,36 @@ def _fresh_store(tiny_corpus, path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_corpus, cli_setup, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reference")
-    _fresh_store(tiny_corpus, folder / "store")
-    done = _run(_forget_args(cli_setup, folder / "store", folder / "work", _patient(tiny_corpus)), cli_setup)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (folder / "forget.log").write_text(done.stdout + done.stderr)
-    with open_store(f"oxigraph:{folder / 'store'}", create=False) as store:
-        return {"content": memory_content(store), "folder": folder}
+def cli_setup(tiny_corpus, tiny_lm, built_once):
+    """The corpus on disk, the commands' cache, and an uninterrupted ``sbu forget`` of one patient (its folder and
+    the memory it left): built once per run, by whichever pytest-xdist worker asks first."""
+
+    def build(folder):
+        tiny_corpus.write(folder / "corpus")
+        setup = {"corpus": folder / "corpus", "model": tiny_lm.path, "cache": folder / "cache"}
+        reference = folder / "uninterrupted"
+        reference.mkdir()
+        _fresh_store(tiny_corpus, reference / "store")
+        done = _run(_forget_args(setup, reference / "store", reference / "work", _patient(tiny_corpus)), setup)
+        assert done.returncode == 0, done.stderr[-2000:]
+        (reference / "forget.log").write_text(done.stdout + done.stderr)
+        with open_store(f"oxigraph:{reference / 'store'}", create=False) as store:
+            (folder / "memory.nq").write_text("\n".join(memory_content(store)))  # outside what the request wrote
+
+    folder = built_once("cli", build)
+    return {"corpus": folder / "corpus", "model": tiny_lm.path, "cache": folder / "cache",
+            "uninterrupted": folder / "uninterrupted",
+            "uninterrupted memory": (folder / "memory.nq").read_text().split("\n")}
 
 
-def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(uninterrupted, tiny_corpus, cli_setup):
+def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(tiny_corpus, cli_setup):
     """Store folder (compacted), journal, certificate, adapters, model, the command's log, the embedding cache:
     none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones match binary
     noise)."""
     patient = _patient(tiny_corpus)
     secrets = [s for s in forgotten_strings(tiny_corpus, [patient]) + [patient]
                + [f.text for f in tiny_corpus.facts if f.about == patient] if len(s) >= 4]
-    written = _files_text(uninterrupted["folder"]) + _files_text(cli_setup["cache"] / "embeddings")
+    written = _files_text(cli_setup["uninterrupted"]) + _files_text(cli_setup["cache"] / "embeddings")
     assert written and [s for s in secrets if s in written] == []
 
 
@@ -174,20 +179,25 @@ def test_purge_caches_finds_the_cached_models_trained_on_a_patient(tiny_corpus, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", CRASH_POINTS)
-def test_sigkill_at_every_boundary_then_resume_gives_the_uninterrupted_memory(point, tiny_corpus, cli_setup,
-                                                                              uninterrupted, tmp_path):
+def test_sigkill_at_every_boundary_in_turn_then_resume_gives_the_uninterrupted_memory(tiny_corpus, cli_setup,
+                                                                                      tmp_path):
+    """``sbu forget`` killed at the first point, then each ``sbu resume`` killed at the next one — so every point
+    is crashed at once and resumed from once, and resuming a resumed request is exercised too; the last resume
+    commits, into the memory the uninterrupted run left."""
     patient = _patient(tiny_corpus)
     _fresh_store(tiny_corpus, tmp_path / "store")
-    killed = _run(_forget_args(cli_setup, tmp_path / "store", tmp_path / "work", patient), cli_setup, fault=point)
-    assert killed.returncode == -9, f"not killed at {point}: rc {killed.returncode}\n{killed.stderr[-2000:]}"
     journal = Journal(tmp_path / "work" / "journal.jsonl")
-    assert journal.pending(), "the killed request should be pending"
-    resumed = _run(["resume", "--work", str(tmp_path / "work")], cli_setup)
+    resume = ["resume", "--work", str(tmp_path / "work")]
+    for n, point in enumerate(CRASH_POINTS):
+        args = _forget_args(cli_setup, tmp_path / "store", tmp_path / "work", patient) if n == 0 else resume
+        killed = _run(args, cli_setup, fault=point)
+        assert killed.returncode == -9, f"not killed at {point}: rc {killed.returncode}\n{killed.stderr[-2000:]}"
+        assert journal.pending(), f"the request killed at {point} should be pending"
+    resumed = _run(resume, cli_setup)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not journal.pending() and journal.records()[-1]["state"] == "COMMITTED"
     with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
-        assert memory_content(store) == uninterrupted["content"]
+        assert memory_content(store) == cli_setup["uninterrupted memory"]
         texts = list(live_texts(store).values())
     secrets = forgotten_strings(tiny_corpus, [patient])
     assert not any(s in t for s in secrets for t in texts), "a forgotten value is still retrievable"
