@@ -79,6 +79,9 @@ LONGEST_FIRST = [
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[04_evaluation]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
+    "test_sync.py::test_sigkill_at_every_boundary_in_turn_then_resume_gives_the_uninterrupted_memory",
+    "test_pubmed_study.py::test_the_study_runs_on_real_abstracts",
+    "test_study.py::test_study_runs_every_arm_and_reads_privleak_against_retrain",
 ]
 
 
