@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -79,22 +80,25 @@ class Embedder:
         """One text's vector, embedded alone (a batch pads it with others: bits may differ), kept in memory under
         the hash of (model id, text)."""
         key = (self.device, self._key(text))
-        vector = _QUERY_MEMO.get(key)
-        if vector is None:
-            vector = self._embed([text])[0]
+        with _MEMO_LOCK:
+            vector = _QUERY_MEMO.get(key)
+            if vector is not None:
+                _QUERY_MEMO.move_to_end(key)
+                return vector
+        vector = self._embed([text])[0]
+        with _MEMO_LOCK:
             _QUERY_MEMO[key] = vector
             if len(_QUERY_MEMO) > QUERY_MEMO_SIZE:
                 _QUERY_MEMO.popitem(last=False)
-        else:
-            _QUERY_MEMO.move_to_end(key)
         return vector
 
     def forget(self, texts: Iterable[str]) -> int:
         """Delete the cached vectors of ``texts`` (and any this process keeps in memory); return how many files
         went."""
         texts = set(texts)
-        for text in texts:
-            _QUERY_MEMO.pop((self.device, self._key(text)), None)
+        with _MEMO_LOCK:
+            for text in texts:
+                _QUERY_MEMO.pop((self.device, self._key(text)), None)
         folder = self._folder()
         if folder is None:
             return 0
@@ -141,6 +145,7 @@ class Embedder:
 
 
 _QUERY_MEMO: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # (device, hash of model id and query) → vector
+_MEMO_LOCK = threading.Lock()  # a writer thread and a forget request may search at once
 
 
 def _model_path() -> Path:
