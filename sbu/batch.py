@@ -297,15 +297,15 @@ def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int 
 
 def execute_run(task: RunTask) -> dict:
     """Run one grid point in an empty folder and leave its marker; never raises. Runs in a worker process."""
-    import papermill as pm
+    from sbu.kernel import execute_notebook
 
     if task.threads:  # the kernel papermill starts inherits this process's environment
         os.environ.update({name: str(task.threads) for name in THREAD_VARIABLES})
     fresh_folder(task.folder)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(task.notebook), str(task.folder / task.notebook.name), parameters=task.parameters,
-                            cwd=str(task.notebook.parent), progress_bar=False)
+        execute_notebook(task.notebook, task.folder / task.notebook.name, parameters=task.parameters,
+                         cwd=str(task.notebook.parent), progress_bar=False)
         _check_collected(task.folder / task.collect)
     except Exception as err:  # any failure of one run is recorded; the sweep goes on
         failure = describe_failure(err)

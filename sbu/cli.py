@@ -35,8 +35,9 @@ def _notebooks(names: list[str] | None) -> list[Path]:
 
 
 def run(args) -> int:
-    import papermill as pm
     import yaml
+
+    from sbu.kernel import execute_notebook
 
     notebooks = _notebooks(args.notebooks)  # check everything before anything is written
     params_file = Path(args.params) if args.params else PROJECT / "params" / f"{args.profile}.yaml"
@@ -52,8 +53,8 @@ def run(args) -> int:
         target = out / notebook.stem
         target.mkdir(parents=True, exist_ok=True)
         print(f"[sbu run] {notebook.name} → {target}", flush=True)
-        pm.execute_notebook(str(notebook), str(target / notebook.name), cwd=str(notebook.parent),
-                            parameters={**params, "out_dir": str(target)}, progress_bar=True)
+        execute_notebook(notebook, target / notebook.name, cwd=str(notebook.parent),
+                         parameters={**params, "out_dir": str(target)}, progress_bar=True)
     print(f"\n[sbu run] results in {out}")
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         files = sorted(f.name for f in folder.iterdir())

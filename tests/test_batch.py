@@ -109,12 +109,15 @@ def test_starting_again_skips_finished_runs_and_retries_the_failed_one(first_sta
 
 def test_runs_at_once_share_the_cores_out(first_start):
     """Two runs at once: each kernel gets half the cores as its thread count (two notebooks that each start a
-    thread per core slow each other several-fold); a count set in the environment is kept; done.json says which."""
+    thread per core slow each other several-fold); a count set in the environment is kept; done.json says which.
+    Each kernel listens on Unix sockets of its own (sbu.kernel): two kernels on TCP ports chosen at once can lose a
+    port to each other, and a run then fails with "Kernel died before replying to kernel_info"."""
     _, sweep_dir, _ = first_start
     expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, os.cpu_count() // 2))
     for x in (1, 3):
         seen = json.loads((sweep_dir / f"x={x}" / "environment.json").read_text())
         assert seen["OMP_NUM_THREADS"] == expected
+        assert seen["transport"] == ("tcp" if os.name == "nt" else "ipc")
         assert json.loads((sweep_dir / f"x={x}" / "done.json").read_text())["threads"] == expected
 
 

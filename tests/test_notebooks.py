@@ -19,6 +19,7 @@ from sbu.data import cohort, pubmedqa
 from sbu.eval.exposure import forgotten_strings
 from sbu.eval.leaks import files_scanned, scan
 from sbu.eval.requests import request_patients
+from sbu.kernel import execute_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -52,8 +53,7 @@ def test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot(notebook, tmp_p
     out = tmp_path / notebook.stem
     executed = tmp_path / notebook.name
     params = _defaults(notebook)
-    pm.execute_notebook(str(notebook), str(executed), cwd=str(notebook.parent), parameters={"out_dir": str(out)},
-                        progress_bar=False)
+    execute_notebook(notebook, executed, cwd=str(notebook.parent), parameters={"out_dir": str(out)}, progress_bar=False)
     assert (out / "metrics.json").is_file(), "every notebook records its results in metrics.json"
     secrets = _forgotten(notebook, params)
     assert secrets, "the scan must look for something"
