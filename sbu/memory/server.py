@@ -1,5 +1,5 @@
 """A real ``oxigraph serve`` on 127.0.0.1 (PyPI package ``oxigraph``), for the endpoint back end in tests and
-benchmarks: started on a free port, waited for, and stopped by its PID."""
+benchmarks: started on a port the system chooses, waited for, and stopped by its PID."""
 
 from __future__ import annotations
 
@@ -33,28 +33,44 @@ def oxigraph_binary() -> str:
 
 @contextlib.contextmanager
 def oxigraph_serve(location: str | Path, timeout: float = 30.0):
-    """Serve the store folder ``location``; yield the query URL (``http://127.0.0.1:PORT/query``)."""
+    """Serve the store folder ``location``; yield the query URL (``http://127.0.0.1:PORT/query``).
+
+    The server binds a port the system chooses (``127.0.0.1:0``) and the port is read back from the system: a port
+    chosen here and handed over would leave a moment in which another process can take it, and that process might
+    even be another oxigraph server, whose store we would then talk to."""
     location = Path(location)
     location.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen([oxigraph_binary(), "serve", "--location", str(location), "--bind", f"127.0.0.1:{port}"],
+    proc = subprocess.Popen([oxigraph_binary(), "serve", "--location", str(location), "--bind", "127.0.0.1:0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
+        deadline, port = time.monotonic() + timeout, None
         while True:
+            port = port or listening_port(proc.pid)
             try:
-                urllib.request.urlopen(f"{base}/query?query=ASK%7B%7D", timeout=1)
-                break
+                if port:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/query?query=ASK%7B%7D", timeout=1)
+                    break
             except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise StoreUnavailableError(
-                        f"oxigraph serve did not start: {proc.stderr.read().decode(errors='replace')[-500:]}"
-                    ) from None
-                time.sleep(0.1)
-        yield f"{base}/query"
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(timeout=30)
+                error = proc.stderr.read().decode(errors="replace").split("\n\nStack backtrace")[0].strip()
+                raise StoreUnavailableError(f"oxigraph serve did not start: {error[-500:] or 'no answer'}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/query"
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def listening_port(pid: int) -> int | None:
+    """The TCP port the process ``pid`` listens on, as the system reports it; None while it listens on none."""
+    import psutil
+
+    try:
+        return next((c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN), None)
+    except psutil.Error:  # gone, or not ours to read: the caller's wait sees it exit or time out
+        return None

@@ -72,3 +72,31 @@ def test_an_unreachable_endpoint_is_a_clear_error():
 
     with pytest.raises(StoreUnavailableError, match="does not answer"):
         open_store(f"http://127.0.0.1:{free_port()}/query")
+
+
+def test_servers_started_at_once_each_serve_their_own_store(tmp_path):
+    """Each server binds a port the system gives it and the port is read back from the system, so servers started
+    side by side (test workers, benchmarks) never answer for each other's store."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+
+    from sbu.memory.server import oxigraph_serve
+
+    with ExitStack() as stack, ThreadPoolExecutor(4) as pool:
+        urls = list(pool.map(lambda i: stack.enter_context(oxigraph_serve(tmp_path / f"s{i}")), range(4)))
+        assert len(set(urls)) == 4
+        for i, url in enumerate(urls):
+            open_store(url).update(f'INSERT DATA {{ <{EX}server> <{EX}number> "{i}" }}')
+        for i, url in enumerate(urls):
+            rows = open_store(url).query(f"SELECT ?n WHERE {{ <{EX}server> <{EX}number> ?n }}")
+            assert [str(r[0]) for r in rows] == [str(i)]
+
+
+def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path):
+    """A store folder another server holds: the error is oxigraph's own first line, not its stack backtrace."""
+    from sbu.memory.server import oxigraph_serve
+
+    with oxigraph_serve(tmp_path / "held"), pytest.raises(StoreUnavailableError, match="lock") as error:
+        with oxigraph_serve(tmp_path / "held", timeout=10):
+            pass
+    assert "backtrace" not in str(error.value) and "\n" not in str(error.value)
