@@ -46,12 +46,8 @@ def oxigraph_serve(location: str | Path, timeout: float = 30.0):
         deadline, port = time.monotonic() + timeout, None
         while True:
             port = port or listening_port(proc.pid)
-            try:
-                if port:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/query?query=ASK%7B%7D", timeout=1)
-                    break
-            except OSError:
-                pass
+            if port and _answers(port):
+                break
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 proc.wait(timeout=30)
@@ -63,6 +59,14 @@ def oxigraph_serve(location: str | Path, timeout: float = 30.0):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/query?query=ASK%7B%7D", timeout=1)
+        return True
+    except OSError:
+        return False
 
 
 def listening_port(pid: int) -> int | None:
