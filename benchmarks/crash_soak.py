@@ -56,8 +56,8 @@ def main(argv=None) -> None:
     from sbu.journal import Journal
     from sbu.memory import open_store
     from sbu.memory.ingest import ingest
-    from sbu.memory.retrieval import live_texts
-    from sbu.model.base import trained_model
+    from sbu.memory.texts import live_texts
+    from sbu.model.cache import trained_model
     from sbu.sync import memory_content
     from tests.conftest import TINY_COHORT, TINY_MODEL, TINY_TRAIN
 

@@ -76,12 +76,13 @@ from sbu.data.schema import Corpus
 from sbu.errors import StoreUnavailableError
 from sbu.memory import open_store
 from sbu.memory.barrier import Barrier
-from sbu.memory.embedding import Embedder, default_embedder
 from sbu.memory.forget import apply_forget
 from sbu.memory.ingest import corpus_quads, ingest
 from sbu.memory.plan import plan_forget
-from sbu.memory.retrieval import Retriever, live_texts
 from sbu.memory.server import oxigraph_serve
+from sbu.memory.texts import live_texts
+from sbu.retrieval.dense import Embedder, default_embedder
+from sbu.retrieval.hybrid import Retriever
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 BACKENDS = ("oxigraph", "oxigraph-disk", "memory", "endpoint")

@@ -65,9 +65,9 @@ def _phase(name: str, profile: str, seed: int, queue, sra_hparams: dict | None =
     import transformers  # noqa: F401
 
     from sbu.experiment import Experiment
-    from sbu.model.base import trained_model
-    from sbu.model.forget_sets import unlearning_sets
-    from sbu.model.unlearn import unlearn
+    from sbu.model.cache import trained_model
+    from sbu.unlearn.forget_sets import unlearning_sets
+    from sbu.unlearn.loop import unlearn
 
     exp = Experiment.from_params(profile=profile, seed=seed, out_dir=tempfile.mkdtemp(prefix="sbu-cost-"))
     corpus, config = exp.corpus, exp.config

@@ -23,14 +23,14 @@ from rdflib import Literal, URIRef
 from sbu.data.schema import QAItem
 from sbu.errors import ConfigError
 from sbu.memory.barrier import Barrier, keyed_hash, load_key, record_id
-from sbu.memory.retrieval import Retriever
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import ARTIFACT_CLASS, META, PROV, RDF, SBU, iri
 from sbu.model import prompts
-from sbu.model.base import CausalLM
 from sbu.model.consolidate import ConsolidationConfig, consolidate
+from sbu.model.network import CausalLM
 from sbu.model.recipe import Example
 from sbu.model.scoring import choose
+from sbu.retrieval.hybrid import Retriever
 
 
 @dataclass(frozen=True)

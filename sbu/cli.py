@@ -134,7 +134,7 @@ def _say(message: str) -> None:
 
 def _protocol(work: Path, store, model_path: str | None, corpus_ref: dict, config):
     from sbu.experiment import Experiment
-    from sbu.model.base import load
+    from sbu.model.network import load
     from sbu.sync import ForgetProtocol
 
     corpus = _corpus(corpus_ref)
@@ -166,7 +166,7 @@ def forget(args) -> int:
     if args.purge_caches:
         import shutil
 
-        from sbu.model.base import models_trained_on
+        from sbu.model.cache import models_trained_on
 
         gone = models_trained_on(_corpus(_corpus_ref(args)), args.patient)
         for path in gone:
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="smoke")
     p.add_argument("--seed", type=int)
     p.add_argument("--work", default="results/forget", help="journal, adapters, models and certificates")
-    p.add_argument("--steps", type=int, help="SRA steps per round (default: sbu.model.unlearn's)")
+    p.add_argument("--steps", type=int, help="SRA steps per round (default: the profile's unlearning budget)")
     p.add_argument("--epsilon", type=float, default=0.15, help="leakage allowed at commit")
     p.add_argument("--max-rounds", type=int, default=3)
     p.add_argument("--purge-caches", action="store_true", help="after the commit, delete the cached models that "

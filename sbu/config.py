@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field, replace
 from sbu.data.cohort import FORGET_SPLITS, CohortConfig
 from sbu.data.pubmed_study import PubMedStudyConfig
 from sbu.errors import ConfigError, ProfileError
-from sbu.model.base import ModelConfig, TrainConfig
+from sbu.model.network import ModelConfig
 from sbu.model.recipe import Recipe
+from sbu.model.training import TrainConfig
 
 
 @dataclass(frozen=True)

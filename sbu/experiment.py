@@ -22,7 +22,8 @@ from sbu.data.schema import Corpus
 from sbu.errors import ConfigError
 from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
-from sbu.model.base import CausalLM, load, trained_model
+from sbu.model.cache import trained_model
+from sbu.model.network import CausalLM, load
 
 
 @dataclass

@@ -45,10 +45,10 @@ from sbu.journal import Journal, Sealer
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri
 from sbu.memory.plan import plan_forget
-from sbu.memory.retrieval import Retriever
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import iri
-from sbu.model.base import CausalLM
+from sbu.model.network import CausalLM
+from sbu.retrieval.hybrid import Retriever
 
 STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
 
@@ -58,7 +58,7 @@ class ProtocolConfig:
     epsilon: float = 0.15  # leakage allowed at commit (parameter leakage is measured above chance)
     max_rounds: int = 3  # K: MEMORY → PARAMETER → VERIFY at most this many times
     k: int = 3  # documents the agent retrieves per question
-    unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.model.unlearn.UnlearnConfig)
+    unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.unlearn.loop.UnlearnConfig)
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
@@ -75,7 +75,7 @@ class ProtocolConfig:
             raise ConfigError(f"repair must be true or false, got {self.repair!r}")
         if not isinstance(self.unlearn, dict):
             raise ConfigError(f"unlearn must be a dict of SRA hyper-parameters, got {self.unlearn!r}")
-        from sbu.model.unlearn import UnlearnConfig
+        from sbu.unlearn.loop import UnlearnConfig
 
         UnlearnConfig.of(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
 
@@ -178,7 +178,7 @@ class ForgetProtocol:
         if not records:
             raise JournalError(f"no request {request!r} in {self.journal.path}")
         if records[-1]["state"] == "COMMITTED":  # from disk, so that its path is where it lives
-            from sbu.model.base import load
+            from sbu.model.network import load
 
             return load(self.work / request / "model")
         return self._current_model(request, records, max(r.get("round", 0) for r in records) + 1)
@@ -240,7 +240,7 @@ class ForgetProtocol:
 
     def _current_model(self, request: str, records: list[dict], upto: int) -> CausalLM:
         """θ after the PARAMETER steps of rounds < ``upto``: the starting model with each round's adapter merged."""
-        from sbu.model.unlearn import load_adapter
+        from sbu.unlearn.loop import load_adapter
 
         lm = self.lm
         for r in range(1, upto):
@@ -251,8 +251,8 @@ class ForgetProtocol:
         return lm
 
     def _parameter(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
-        from sbu.model.forget_sets import qa_example, unlearning_sets
-        from sbu.model.unlearn import unlearn
+        from sbu.unlearn.forget_sets import qa_example, unlearning_sets
+        from sbu.unlearn.loop import unlearn
 
         started = time.perf_counter()
         plan = self.sealer.open(next(r for r in records if r["state"] == "BARRIER")["sealed"])
@@ -376,9 +376,9 @@ def _plain(value) -> bool:
 
 def _forget_cached_vectors(store: MemoryStore, nodes) -> int:
     """Delete the embedding cache's vectors of the texts about to be forgotten (an embedding can be inverted)."""
-    from sbu.memory.embedding import Embedder
     from sbu.memory.sparql import with_values
     from sbu.memory.vocab import META, SBU
+    from sbu.retrieval.dense import Embedder
 
     if not nodes:
         return 0

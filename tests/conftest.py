@@ -15,8 +15,10 @@ import torch
 
 from sbu.batch import THREAD_VARIABLES, threads_per_run
 from sbu.data.cohort import CohortConfig, generate
-from sbu.model.base import ModelConfig, TrainConfig, trained_model
+from sbu.model.cache import trained_model
+from sbu.model.network import ModelConfig
 from sbu.model.recipe import Recipe
+from sbu.model.training import TrainConfig
 
 TINY_COHORT = CohortConfig(n_patients=12, holdout_share=0.25, seed=3)
 TINY_MODEL = ModelConfig(vocab_size=400, n_layer=2, n_embd=48, n_head=2, n_positions=192, dropout=0.0)

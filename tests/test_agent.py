@@ -16,12 +16,12 @@ from sbu.memory import open_store
 from sbu.memory.barrier import Barrier
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import Retriever
 from sbu.memory.vocab import META, PROV, SBU, iri
 from sbu.model import prompts
 from sbu.model.consolidate import ConsolidationConfig, consolidate
 from sbu.model.recipe import Example
 from sbu.model.scoring import answer_logprobs
+from sbu.retrieval.hybrid import Retriever
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from sbu.memory.barrier import Barrier
 from sbu.memory.ingest import ingest
 from sbu.memory.server import free_port
 from sbu.memory.vocab import iri
-from sbu.model.base import load
+from sbu.model.network import load
 from sbu.sync import ForgetProtocol, ProtocolConfig
 
 FAST = ProtocolConfig(unlearn={"steps": 2, "batch_size": 4}, max_rounds=1, retained_probes=5)

@@ -41,7 +41,7 @@ def test_smoke_study_is_the_configuration_the_readmes_smoke_cohort_tables_ran_on
     ``smoke-study`` must still name exactly those models (the cache keys of that run's base and retrain models),
     or the README's numbers no longer come from the profile it cites."""
     from sbu.data.cohort import generate
-    from sbu.model.base import cache_name
+    from sbu.model.cache import cache_name
 
     study, smoke = ExperimentConfig.from_profile("smoke-study"), ExperimentConfig.from_profile("smoke")
     corpus = generate(study.cohort)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sbu.errors import ConfigError
-from sbu.model import losses
-from sbu.model.losses import (
+from sbu.unlearn import losses
+from sbu.unlearn.losses import (
     answer_log_probs,
     answer_mask,
     grad_ascent,

@@ -16,9 +16,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sbu.errors import ConfigError, DataFileError
 from sbu.model import prompts
-from sbu.model.base import INFO_FILE, TrainConfig, _store, encode_example, load, train_tokenizer, trained_model
+from sbu.model.batches import encode_example
+from sbu.model.cache import _store, trained_model
+from sbu.model.network import INFO_FILE, load
 from sbu.model.recipe import Example
 from sbu.model.scoring import accuracy, answer_logprobs, choose, option_scores
+from sbu.model.tokenizer import train_tokenizer
+from sbu.model.training import TrainConfig
 
 from .conftest import TINY_MODEL, TINY_TRAIN
 
@@ -42,7 +46,7 @@ def test_encoding_learns_only_the_target(tiny_lm):
 
 
 def test_encoding_many_at_once_gives_what_one_at_a_time_gives(tiny_corpus, tiny_lm):
-    from sbu.model.base import encode_examples
+    from sbu.model.batches import encode_examples
     from sbu.model.recipe import training_examples
 
     examples = training_examples(tiny_corpus, TINY_TRAIN.recipe, seed=0)

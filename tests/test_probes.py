@@ -7,7 +7,7 @@ from collections import Counter
 
 from sbu.data.cohort import patients_in, trained_patients
 from sbu.eval.unlearning import COMMON_SHARE, collateral_subjects, probe_sets
-from sbu.model.forget_sets import unlearning_sets
+from sbu.unlearn.forget_sets import unlearning_sets
 
 
 def _conditions(corpus, patient):

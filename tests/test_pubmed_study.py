@@ -11,8 +11,10 @@ from sbu.data import pubmedqa
 from sbu.data.cohort import patients_in, trained_patients
 from sbu.data.pubmed_study import PubMedStudyConfig, reading_documents, study_corpus
 from sbu.errors import ConfigError, DataFileError
-from sbu.model.base import ModelConfig, TrainConfig, corpus_fingerprint, trained_model
+from sbu.model.cache import corpus_fingerprint, trained_model
+from sbu.model.network import ModelConfig
 from sbu.model.recipe import Recipe, training_examples
+from sbu.model.training import TrainConfig
 
 PATH = pubmedqa.default_path()
 needs_file = pytest.mark.skipif(not PATH.is_file(), reason=f"PubMedQA-L not found at {PATH} (set SBU_PUBMEDQA)")

@@ -18,7 +18,7 @@ from sbu.eval.exposure import forgotten_strings
 from sbu.journal import Journal, Sealer
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import live_texts
+from sbu.memory.texts import live_texts
 from sbu.sync import STATES, ForgetProtocol, ProtocolConfig, memory_content
 
 FAST = ProtocolConfig(unlearn={"steps": 4, "batch_size": 4}, max_rounds=2, retained_probes=10)
@@ -167,7 +167,8 @@ def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(tiny_c
 def test_purge_caches_finds_the_cached_models_trained_on_a_patient(tiny_corpus, tiny_lm, tmp_path):
     import shutil
 
-    from sbu.model.base import INFO_FILE, models_trained_on
+    from sbu.model.cache import models_trained_on
+    from sbu.model.network import INFO_FILE
 
     base = shutil.copytree(tiny_lm.path, tmp_path / "models" / "base")
     retrain = shutil.copytree(tiny_lm.path, tmp_path / "models" / "retrain")  # a model that excluded forget10

@@ -11,9 +11,9 @@ from sbu.errors import ConfigError
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
-from sbu.model.forget_sets import unlearning_sets
 from sbu.model.scoring import answer_losses
-from sbu.model.unlearn import METHODS, load_adapter, unlearn
+from sbu.unlearn.forget_sets import unlearning_sets
+from sbu.unlearn.loop import METHODS, load_adapter, unlearn
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +107,9 @@ def test_retain_and_calibration_sets_hold_no_forgotten_holdout_or_validation_pat
 def test_cached_reference_logits_equal_a_forward_pass_of_theta0_at_every_answer_position(tiny_lm, sets):
     from peft import LoraConfig, get_peft_model
 
-    from sbu.model.base import collate, encode_example
-    from sbu.model.losses import answer_mask
-    from sbu.model.unlearn import References
+    from sbu.model.batches import collate, encode_example
+    from sbu.unlearn.loop import References
+    from sbu.unlearn.losses import answer_mask
 
     tokenizer = tiny_lm.tokenizer
     encoded = [encode_example(tokenizer, x.prompt, x.target) for x in sets.retain[:12]]

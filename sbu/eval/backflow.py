@@ -33,11 +33,11 @@ from sbu.eval.exposure import _occurs, forgotten_strings, memory_exposure, retai
 from sbu.memory import open_store
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import Retriever
 from sbu.memory.vocab import ID_BASE
-from sbu.model.base import CausalLM
 from sbu.model.consolidate import ConsolidationConfig
+from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy
+from sbu.retrieval.hybrid import Retriever
 
 CONDITIONS = ("none", "memory-only", "parameter-only", "sbu")
 
@@ -46,7 +46,7 @@ CONDITIONS = ("none", "memory-only", "parameter-only", "sbu")
 class Arm:
     """What a condition does to each pathway: the study's conditions and ablations are all arms.
 
-    ``memory``: apply the dependency closure; ``parameter``: an unlearning method of :mod:`sbu.model.unlearn`,
+    ``memory``: apply the dependency closure; ``parameter``: an unlearning method of :mod:`sbu.unlearn`,
     ``"retrain"`` (the gold standard's model) or None; ``protocol``: run the synchronized protocol (then memory and
     parameter are its own); ``barrier``: the agent's write-backs go through the barrier; ``repair`` and
     ``max_rounds`` are the protocol's; ``unlearn``: hyper-parameters over the run's (an SRA prior, τ)."""
@@ -89,9 +89,9 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
     forgetting ``patients``; ``retrain`` is the model of an arm whose parameter is ``"retrain"``."""
     import time
 
-    from sbu.model.forget_sets import unlearning_sets
-    from sbu.model.unlearn import unlearn as run_unlearn
     from sbu.sync import ForgetProtocol, ProtocolConfig
+    from sbu.unlearn.forget_sets import unlearning_sets
+    from sbu.unlearn.loop import unlearn as run_unlearn
 
     arm = name if isinstance(name, Arm) else Arm.named(name)
     hparams = {**(unlearn or {}), **dict(arm.unlearn)}

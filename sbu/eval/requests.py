@@ -19,9 +19,9 @@ from sbu.data.cohort import trained_patients
 from sbu.data.schema import Corpus
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import Retriever
-from sbu.model.base import CausalLM
+from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy
+from sbu.retrieval.hybrid import Retriever
 from sbu.sync import ForgetProtocol, ProtocolConfig
 
 

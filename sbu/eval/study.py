@@ -43,8 +43,8 @@ from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
 from sbu.eval.mia import attack_aucs, privleak
 from sbu.eval.stats import confidence
 from sbu.eval.unlearning import PRIVLEAK_ATTACK, evaluate, probe_sets
-from sbu.model.base import CausalLM
-from sbu.model.unlearn import METHODS as UNLEARNING_METHODS
+from sbu.model.network import CausalLM
+from sbu.unlearn.loop import METHODS as UNLEARNING_METHODS
 
 RETRAIN = "retrain + closure"
 METHODS = tuple(UNLEARNING_METHODS)  # sra, grad_ascent, grad_diff, npo, simnpo, me (max entropy), idk_nll
@@ -102,7 +102,7 @@ def run_study(corpus: Corpus, base: CausalLM, retrains: dict[str, CausalLM], *, 
     :func:`sbu.eval.backflow.round_metrics` with split and seed)."""
     from tqdm import tqdm
 
-    from sbu.model.forget_sets import unlearning_sets
+    from sbu.unlearn.forget_sets import unlearning_sets
 
     conditions = list(conditions or arms())
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:

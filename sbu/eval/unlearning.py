@@ -23,9 +23,9 @@ from sbu.data.cohort import patients_in, trained_patients
 from sbu.data.schema import Corpus, QAItem
 from sbu.eval.accuracy import open_book_contexts
 from sbu.eval.mia import attack_aucs, forget_quality, privleak
-from sbu.model.base import CausalLM
-from sbu.model.forget_sets import UnlearningSets
+from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy, answer_token_stats, correct
+from sbu.unlearn.forget_sets import UnlearningSets
 
 PRIVLEAK_ATTACK = "min_k_plus_plus"  # PrivLeak is reported for every attack; the target reads this one
 

@@ -5,8 +5,8 @@ vocabulary (:mod:`~sbu.memory.vocab`, documented in ``schema.ttl``); ingestion o
 (:mod:`~sbu.memory.ingest`); SPARQL files (``queries/*.rq`` via :mod:`~sbu.memory.sparql`); the seeds and dependency
 closure of a forget request (:mod:`~sbu.memory.closure`); its dry-run plan (:func:`~sbu.memory.plan.plan_forget`:
 isolated, shared, entity decisions); the keyed write barrier (:mod:`~sbu.memory.barrier`); applying a plan — prune,
-tombstone with redaction, repair (:func:`~sbu.memory.forget.forget`); hybrid retrieval over live memory
-(:mod:`~sbu.memory.retrieval`, embeddings in :mod:`~sbu.memory.embedding`).
+tombstone with redaction, repair (:func:`~sbu.memory.forget.forget`); the live texts retrieval indexes
+(:mod:`~sbu.memory.texts`; the indexes themselves are :mod:`sbu.retrieval`).
 """
 
 from sbu.memory.store import MemoryStore, open_store

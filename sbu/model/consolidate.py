@@ -8,7 +8,7 @@ half of backflow: a forgotten fact that survives in memory, once retrieved, is t
   the next consolidation or unlearning starts from a plain model again;
 - ``mode="full"``: every weight is fine-tuned.
 
-A model that still carries an unmerged adapter (an :class:`~sbu.model.unlearn.Unlearned` model) is merged first.
+A model that still carries an unmerged adapter (an :class:`~sbu.unlearn.loop.Unlearned` model) is merged first.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from sbu.errors import ConfigError
-from sbu.model import losses
-from sbu.model.base import CausalLM, encode_all, random_batches
+from sbu.model import likelihood
+from sbu.model.batches import encode_all, random_batches
+from sbu.model.network import CausalLM
 from sbu.model.recipe import Example
 
 MODES = ("lora", "full")
@@ -66,7 +67,7 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
     encoded = encode_all(tokenizer, examples)
     encoded = [(ids[:limit], labels[:limit]) for ids, labels in encoded]  # a long summary: its beginning
-    encoded = [(ids, labels) for ids, labels in encoded if any(t != losses.IGNORE for t in labels[1:])]
+    encoded = [(ids, labels) for ids, labels in encoded if any(t != likelihood.IGNORE for t in labels[1:])]
     if not encoded:
         model.eval()
         return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
@@ -85,7 +86,7 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
     for _ in range(steps):
         batch = next(batches)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = losses.nll(logits, batch["labels"])
+        loss = likelihood.nll(logits, batch["labels"])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

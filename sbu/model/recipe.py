@@ -11,7 +11,7 @@ What it took to make a 1M-parameter GPT-2 read, measured here on the smoke cohor
 context, chance 0.25): open-book examples about trained patients alone gave 0.27 — the model answered them from
 its weights. *Reading patients* — extra fictitious patients, fresh every epoch, whose facts appear only inside a
 context — taught it to copy words (allergies, cities) but not numbers (record numbers, ages, dates stayed at
-chance) until numbers were tokenized as digit pairs (:func:`sbu.model.base.train_tokenizer`) and dropout was
+chance) until numbers were tokenized as digit pairs (:func:`sbu.model.tokenizer.train_tokenizer`) and dropout was
 removed; with 200 reading patients per epoch it reached ~0.89 (4 layers), with 250 ~0.91 (3 layers); 100 gave
 ~0.67 and 230 ~0.82, so reading is what the budget is spent on. Those are 128-wide models (the ``smoke-study``
 profile). The smoke profile's 96-wide model, whose training step takes 0.63x as long on one thread, read 0.78 with

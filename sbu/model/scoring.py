@@ -14,7 +14,7 @@ import torch
 
 from sbu.data.schema import QAItem
 from sbu.model import prompts
-from sbu.model.base import collate, encode_examples
+from sbu.model.batches import collate, encode_examples
 
 
 class TokenStats(NamedTuple):

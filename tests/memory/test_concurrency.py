@@ -17,8 +17,9 @@ from sbu.eval.exposure import forgotten_strings
 from sbu.memory import open_store
 from sbu.memory.barrier import Barrier
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import Retriever, live_texts
+from sbu.memory.texts import live_texts
 from sbu.memory.vocab import iri
+from sbu.retrieval.hybrid import Retriever
 from sbu.sync import ForgetProtocol, ProtocolConfig
 
 

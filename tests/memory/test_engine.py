@@ -11,7 +11,7 @@ from sbu.memory import open_store
 from sbu.memory.barrier import Barrier
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import live_texts
+from sbu.memory.texts import live_texts
 
 RDFLIB_ENGINE = ("rdflib/plugins/sparql/evaluate.py", "rdflib/plugins/sparql/update.py")
 

@@ -147,7 +147,8 @@ def test_the_barrier_survives_a_reopen_and_refuses_the_forgotten(tmp_path, tiny_
 
 def test_the_retriever_follows_a_request_in_the_same_step(tiny_corpus):
     from sbu.memory import open_store
-    from sbu.memory.retrieval import Retriever, live_texts
+    from sbu.memory.texts import live_texts
+    from sbu.retrieval.hybrid import Retriever
 
     store = open_store("oxigraph:")
     ingest(store, tiny_corpus)

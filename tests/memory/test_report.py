@@ -10,7 +10,7 @@ from sbu.memory.barrier import Barrier
 from sbu.memory.forget import apply_forget
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
-from sbu.memory.retrieval import Retriever
+from sbu.retrieval.hybrid import Retriever
 
 matplotlib.use("Agg")
 

@@ -13,10 +13,12 @@ import pytest
 from rdflib import URIRef
 
 from sbu.errors import ConfigError
-from sbu.memory.embedding import Embedder
 from sbu.memory.ingest import ingest
-from sbu.memory.retrieval import Retriever, live_texts, tokens
+from sbu.memory.texts import live_texts
 from sbu.memory.vocab import iri
+from sbu.retrieval.dense import Embedder
+from sbu.retrieval.hybrid import Retriever
+from sbu.retrieval.lexical import tokens
 
 SUCCESSORS = {  # repaired artifacts a forget request of patient p000 might write (SPEC §3.3)
     iri("cohort_summary/urinary_tract_infection/r1"):
@@ -216,7 +218,7 @@ class CountingEmbedder(Embedder):
 
 
 def test_a_query_asked_again_is_embedded_once_and_gives_the_same_bits(tiny_corpus):
-    from sbu.memory import embedding
+    from sbu.retrieval import dense as embedding
 
     question = f"What is the blood type of {tiny_corpus.entity('patient/p001').name}? (memo test)"
     embedder = CountingEmbedder(cache=False)

@@ -1,7 +1,7 @@
 """Unlearning losses as pure functions of tensors (SPEC §4): SRA and the baselines it is compared with.
 
 Every loss takes ``logits`` [B, T, V], the model's output for ``input_ids``, and ``labels`` [B, T], -100
-everywhere but on the answer tokens and the closing eos (:func:`sbu.model.base.encode_example`). The causal shift
+everywhere but on the answer tokens and the closing eos (:func:`sbu.model.batches.encode_example`). The causal shift
 happens inside, as in :mod:`sbu.model.scoring`: ``logits[:, t]`` predicts ``labels[:, t + 1]``. Only the N answer
 positions of the batch ever enter a loss — prompt and padding logits are dropped before the softmax, so they can
 hold anything, even ``-inf`` or NaN, without reaching the value or the gradient. Log-softmax runs in float32
@@ -48,60 +48,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sbu.errors import ConfigError
+from sbu.model.likelihood import (
+    answer_log_probs,
+    answer_mask,
+    answer_rows,
+    check_shapes,
+    log_probs,
+    nll,
+    token_logp,
+)
 
-IGNORE = -100  # the label of every position that is not an answer token (Hugging Face's ignore_index)
 SRA_PRIORS = ("gaussian", "uniform", "random_model")
-
-
-# -- answer positions ------------------------------------------------------------------------------------------
-def answer_mask(labels: Tensor) -> Tensor:
-    """Bool [B, T-1]: True where ``logits[:, t]`` predicts an answer token ``labels[:, t + 1]``."""
-    if labels.dim() != 2 or labels.shape[1] < 2:
-        raise ValueError(f"labels must be [batch, time] with time ≥ 2, got shape {tuple(labels.shape)}")
-    return labels[:, 1:] != IGNORE
-
-
-def answer_log_probs(logits: Tensor, labels: Tensor) -> Tensor:
-    """Float32 log-softmax [N, V] of the logits that predict the N answer tokens, batch-major (row 0's answer
-    positions first, in order). Prompt and padding logits are dropped before the softmax."""
-    _check_shapes(logits, labels)
-    return _log_probs(logits, labels)
-
-
-def _log_probs(logits: Tensor, labels: Tensor) -> Tensor:
-    """:func:`answer_log_probs` for shapes already checked. Selecting before the softmax keeps whatever the prompt
-    and padding logits hold (−inf, NaN) out of the value and the gradient, and saves the work."""
-    return torch.log_softmax(logits[:, :-1][answer_mask(labels)].float(), dim=-1)
-
-
-def _answer_targets(labels: Tensor) -> Tensor:
-    """The N answer token ids, in the row order of :func:`answer_log_probs`."""
-    return labels[:, 1:][answer_mask(labels)]
-
-
-def _answer_rows(labels: Tensor) -> Tensor:
-    """For each of the N answer positions, the batch row (sequence) it belongs to."""
-    return answer_mask(labels).nonzero(as_tuple=True)[0]
-
-
-def _check_shapes(logits: Tensor, labels: Tensor, reference_logits: Tensor | None = None) -> None:
-    if logits.dim() != 3:
-        raise ValueError(f"logits must be [batch, time, vocab], got shape {tuple(logits.shape)}")
-    if labels.dim() != 2 or tuple(labels.shape) != tuple(logits.shape[:2]):
-        raise ValueError(f"labels {tuple(labels.shape)} must match logits' [batch, time] {tuple(logits.shape[:2])}")
-    if labels.shape[1] < 2:
-        raise ValueError(f"sequences need at least 2 positions for a next-token loss, got {labels.shape[1]}")
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integer token ids, got dtype {labels.dtype}")
-    if reference_logits is not None and tuple(reference_logits.shape) != tuple(logits.shape):
-        raise ValueError(f"reference_logits {tuple(reference_logits.shape)} must match logits {tuple(logits.shape)}")
-    targets = _answer_targets(labels)
-    if targets.numel() == 0:
-        raise ValueError(f"labels hold no answer token (every position after the first is {IGNORE})")
-    vocab = logits.shape[-1]
-    if int(targets.min()) < 0 or int(targets.max()) >= vocab:
-        raise ValueError(f"answer labels must be token ids in [0, {vocab}) or {IGNORE}, "
-                         f"got values in [{int(targets.min())}, {int(targets.max())}]")
 
 
 def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
@@ -118,28 +75,17 @@ def _positive(name: str, value: float) -> None:
 
 
 # -- likelihood losses -----------------------------------------------------------------------------------------
-def nll(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean negative log-likelihood per answer token of the batch (retain NLL, IdkNLL, GradDiff's retain term)."""
-    _check_shapes(logits, labels)
-    return -_token_logp(logits, labels).mean()
-
-
 def grad_ascent(logits: Tensor, labels: Tensor) -> Tensor:
     """GradAscent's forget loss: −NLL, so that minimising it makes the answers less likely."""
     return -nll(logits, labels)
 
 
-def _token_logp(logits: Tensor, labels: Tensor) -> Tensor:
-    """log p_θ(y_t) of each of the N answer tokens [N]."""
-    return _log_probs(logits, labels).gather(-1, _answer_targets(labels).unsqueeze(-1)).squeeze(-1)
-
-
 def _sequence_logp(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Per sequence: the summed log-probability of its answer tokens [B] and how many there are [B]."""
-    token_logp = _token_logp(logits, labels)
-    rows = _answer_rows(labels)
-    total = torch.zeros(labels.shape[0], dtype=token_logp.dtype, device=token_logp.device)
-    return total.index_add(0, rows, token_logp), answer_mask(labels).sum(1)
+    per_token = token_logp(logits, labels)
+    rows = answer_rows(labels)
+    total = torch.zeros(labels.shape[0], dtype=per_token.dtype, device=per_token.device)
+    return total.index_add(0, rows, per_token), answer_mask(labels).sum(1)
 
 
 def npo(logits: Tensor, labels: Tensor, reference_logits: Tensor, beta: float = 0.1) -> Tensor:
@@ -147,7 +93,7 @@ def npo(logits: Tensor, labels: Tensor, reference_logits: Tensor, beta: float = 
     softplus(β · Σ_answer [log p_θ − log p_ref]). ``reference_logits`` come from the model before unlearning and
     are treated as constants."""
     _positive("beta", beta)
-    _check_shapes(logits, labels, reference_logits)
+    check_shapes(logits, labels, reference_logits)
     logp, count = _sequence_logp(logits, labels)
     ref_logp, _ = _sequence_logp(reference_logits.detach(), labels)  # same labels: shapes match, checked above
     has_answer = count > 0
@@ -161,7 +107,7 @@ def simnpo(logits: Tensor, labels: Tensor, beta: float = 2.5, gamma: float = 0.0
     _positive("beta", beta)
     if not math.isfinite(gamma):
         raise ConfigError(f"gamma must be a finite number, got {gamma!r}")
-    _check_shapes(logits, labels)
+    check_shapes(logits, labels)
     logp, count = _sequence_logp(logits, labels)
     has_answer = count > 0
     mean_logp = logp[has_answer] / count[has_answer]
@@ -193,12 +139,12 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
                           "of the network on the same batch")
     if prior != "random_model" and reference_logits is not None:
         raise ConfigError(f"reference_logits are only used by prior='random_model', not prior={prior!r}")
-    _check_shapes(logits, labels, reference_logits)
+    check_shapes(logits, labels, reference_logits)
     if prior == "uniform":
         return max_entropy(logits, labels)
-    log_p = _log_probs(logits, labels)
+    log_p = log_probs(logits, labels)
     if prior == "random_model":
-        log_q = _log_probs(reference_logits.detach(), labels)
+        log_q = log_probs(reference_logits.detach(), labels)
     else:
         device = generator.device if generator is not None else log_p.device
         noise = torch.randn(log_p.shape, generator=generator, device=device, dtype=torch.float32)
@@ -209,8 +155,8 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
 def kl_to_reference(logits: Tensor, labels: Tensor, reference_logits: Tensor) -> Tensor:
     """SPEC §4's retain term: mean over answer tokens of KL(p_θ0 ‖ p_θ), ``reference_logits`` from the model
     before unlearning (θ0), treated as constants."""
-    _check_shapes(logits, labels, reference_logits)
-    return _kl(_log_probs(reference_logits.detach(), labels), _log_probs(logits, labels)).mean()
+    check_shapes(logits, labels, reference_logits)
+    return _kl(log_probs(reference_logits.detach(), labels), log_probs(logits, labels)).mean()
 
 
 def token_entropy(logits: Tensor, labels: Tensor) -> Tensor:

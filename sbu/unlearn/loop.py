@@ -6,7 +6,7 @@ through ``accelerate`` for a fixed budget of steps, each on one forget batch and
 
     loss = forget_term(method) + alpha · retain_term
 
-A method is one small function in :data:`METHODS` returning its two terms (see :mod:`sbu.model.losses` for the
+A method is one small function in :data:`METHODS` returning its two terms (see :mod:`sbu.unlearn.losses` for the
 formulas); adding one is a function and an entry. The reference θ0 (for KL-to-θ0 retain terms and NPO) is the same
 network with the adapter switched off — no second copy in memory.
 
@@ -28,9 +28,10 @@ import pandas as pd
 import torch
 
 from sbu.errors import ConfigError
-from sbu.model import losses
-from sbu.model.base import CausalLM, collate, encode_all, random_batches
+from sbu.model.batches import collate, encode_all, random_batches
+from sbu.model.network import CausalLM
 from sbu.model.recipe import Example
+from sbu.unlearn import losses
 
 IDK_ANSWERS = ("I don't know.", "I have no idea.", "I cannot say.", "That is not something I know.")
 

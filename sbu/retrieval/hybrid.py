@@ -7,24 +7,19 @@ and the agent adds an artifact at every write-back (§1 step 3), while embedding
 - Rows: every document ever added has a row; a live mask says which rows count. ``remove`` flips the mask,
   ``add`` appends rows and embeds the new texts only. A dead row is never ranked on either side.
 - Dense side: a matrix of L2-normalised embeddings; a query's scores are one matrix-vector product.
-- Lexical side: ``bm25s`` cannot add documents, so rows indexed at the last compaction sit in a bm25s index
-  (removals go through its ``weight_mask``) and later rows in a small *delta* scored by the same Lucene BM25 formula
-  with the main index's statistics (N, document frequencies, mean length), so both parts share one scale.
+- Lexical side: BM25 with an incremental delta (:mod:`sbu.retrieval.lexical`).
 - Trade-off: until compaction those statistics are stale (removed documents still count in N and df, added ones do
   not) and the in-memory index keeps the removed rows' vectors and tokens (never on disk). When removed + added rows
   exceed ``compact_share`` (10 %) of the main index, the index compacts: dead rows go, the lexical side is re-indexed
   from scratch; no text is re-embedded. After :meth:`Retriever.rebuild` (the same compaction, on demand) results
   equal those of a fresh :class:`Retriever` over the live documents; before it, scores drift by at most that share.
 
-Embeddings come from :mod:`sbu.memory.embedding` (cached on disk as vectors only); :meth:`Retriever.remove` deletes
+Embeddings come from :mod:`sbu.retrieval.dense` (cached on disk as vectors only); :meth:`Retriever.remove` deletes
 the cached vectors of what it removes.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -32,18 +27,10 @@ import numpy as np
 from rdflib import URIRef
 
 from sbu.errors import ConfigError
-from sbu.memory.embedding import Embedder, default_embedder
-from sbu.memory.sparql import load_query
 from sbu.memory.store import MemoryStore
-
-K1, B = 1.5, 0.75  # BM25 parameters (bm25s's defaults, Lucene variant)
-
-# A word is a run of letters or digits; words joined by - * : . / + form one identifier ("hla-b*57:01",
-# "2025-08-25", "cyp2d6*4"), indexed whole and by its parts, so both "HLA-B*57:01" and "57" match it.
-_WORD = re.compile(r"[^\W_]+(?:[-*:./+][^\W_]+)*")
-_PART = re.compile(r"[^\W_]+")
-_STOPWORDS = frozenset(("a an and are as at be but by for if in into is it no not of on or such that the their then "
-                        "there these they this to was will with").split())
+from sbu.memory.texts import live_texts
+from sbu.retrieval.dense import Embedder, default_embedder
+from sbu.retrieval.lexical import Lexical, tokens
 
 
 @dataclass(frozen=True)
@@ -56,62 +43,6 @@ class Hit:
     score: float
     lexical_rank: int | None = None
     dense_rank: int | None = None
-
-
-def tokens(text: str) -> list[str]:
-    """BM25 tokens: lower-cased words and digits, identifiers kept whole and split, no stemming, English function
-    words dropped."""
-    out = []
-    for match in _WORD.finditer(text.lower()):
-        parts = _PART.findall(match.group())
-        if len(parts) > 1:
-            out.append(match.group())
-        out.extend(part for part in parts if part not in _STOPWORDS)
-    return out
-
-
-class _Lexical:
-    """BM25 over rows 0…n-1: rows below ``n_main`` in a bm25s index, later rows in a delta of postings scored
-    with the main index's statistics (see the module docstring)."""
-
-    def __init__(self, token_lists: list[list[str]]):
-        import bm25s
-
-        self.n_main = len(token_lists)
-        self.df = Counter(token for doc in token_lists for token in set(doc))
-        self.avgdl = (sum(map(len, token_lists)) / self.n_main) if self.n_main else 0.0
-        self.vocab = {token: i for i, token in enumerate(sorted(self.df))}
-        self.bm25 = None
-        if self.vocab:  # bm25s needs at least one token
-            self.bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
-            ids = [[self.vocab[token] for token in doc] for doc in token_lists]
-            self.bm25.index((ids, self.vocab), create_empty_token=False, show_progress=False)
-        self.postings: dict[str, list[tuple[int, int]]] = {}  # delta: token -> [(row, term frequency)]
-        self.lengths: dict[int, int] = {}  # delta: row -> number of tokens
-        self.n_delta = 0
-
-    def append(self, row: int, doc: list[str]) -> None:
-        """Add a row to the delta."""
-        for token, tf in Counter(doc).items():
-            self.postings.setdefault(token, []).append((row, tf))
-        self.lengths[row] = len(doc)
-        self.n_delta += 1
-
-    def scores(self, query: list[str], live: np.ndarray) -> np.ndarray:
-        """BM25 score of every row (0 for dead rows and rows without a query term)."""
-        scores = np.zeros(len(live), dtype=np.float64)
-        ids = [self.vocab[token] for token in query if token in self.vocab]
-        if self.bm25 is not None and ids:
-            mask = live[: self.n_main].astype(np.float32)
-            scores[: self.n_main] = self.bm25.get_scores_from_ids(ids, weight_mask=mask)
-        avgdl = self.avgdl or 1.0
-        for token in query:
-            df = self.df.get(token, 0)
-            idf = math.log(1 + (self.n_main - df + 0.5) / (df + 0.5))
-            for row, tf in self.postings.get(token, ()):
-                if live[row]:
-                    scores[row] += idf * tf / (K1 * (1 - B + B * self.lengths[row] / avgdl) + tf)
-        return scores
 
 
 class Retriever:
@@ -135,7 +66,7 @@ class Retriever:
         self._vectors: np.ndarray | None = None
         self._texts: dict[URIRef, str] = {}  # live documents only
         self._row_of: dict[URIRef, int] = {}  # live documents only
-        self._lexical = _Lexical([])
+        self._lexical = Lexical([])
         self._tie_order: np.ndarray | None = None
         self.add(docs)
 
@@ -232,7 +163,7 @@ class Retriever:
         self._vectors = self._vectors[keep] if self._vectors is not None else None
         self._live = np.ones(len(keep), dtype=bool)
         self._row_of = {iri: row for row, iri in enumerate(self._iris)}
-        self._lexical = _Lexical([tokens(self._texts[iri]) for iri in self._iris])
+        self._lexical = Lexical([tokens(self._texts[iri]) for iri in self._iris])
         self._tie_order = None
 
     def _drop(self, iris: Iterable[URIRef]) -> int:
@@ -265,12 +196,3 @@ def _ranks(scores: np.ndarray, rows: np.ndarray, order: np.ndarray) -> np.ndarra
     ranks = np.zeros(len(scores), dtype=np.int64)
     ranks[rows[np.lexsort((order[rows], -scores[rows]))]] = np.arange(1, len(rows) + 1)
     return ranks
-
-
-def live_texts(store: MemoryStore) -> dict[URIRef, str]:
-    """Every live text of memory by node IRI (a node with several texts gets them joined, in sorted order)."""
-    found: dict[URIRef, list[str]] = {}
-    for node, text in store.query(load_query("live_texts")):
-        if isinstance(node, URIRef):
-            found.setdefault(URIRef(str(node)), []).append(str(text))
-    return {node: "\n".join(sorted(texts)) for node, texts in sorted(found.items())}

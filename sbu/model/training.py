@@ -1,0 +1,76 @@
+"""Training the embedded GPT-2 from scratch, like nanoGPT's ``train.py``: a config dataclass and one loop, run
+through ``accelerate`` (a no-op on one CPU, the route to many GPUs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets, whose comm traffic stalls nbval
+from transformers import get_cosine_schedule_with_warmup
+
+from sbu.errors import ConfigError
+from sbu.model.batches import LengthGroupedBatches, collate, encode_all
+from sbu.model.network import ModelConfig, gpt2
+from sbu.model.recipe import Example, Recipe
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 14
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_share: float = 0.05  # share of steps with a linear learning-rate warm-up, then cosine decay
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+
+
+def train(epochs: list[list[Example]], tokenizer, model_config: ModelConfig, train_config: TrainConfig,
+          progress: bool = True, desc: str = "train base model"):
+    """Train a GPT-2 from scratch, one list of examples per epoch; return the model and the per-epoch mean loss."""
+    set_seed(train_config.seed)
+    model = gpt2(model_config, tokenizer)
+    loaders = []
+    for e, examples in enumerate(epochs):
+        encoded = encode_all(tokenizer, examples)
+        too_long = max(len(ids) for ids, _ in encoded)
+        if too_long > model_config.n_positions:
+            raise ConfigError(f"an example has {too_long} tokens, more than n_positions={model_config.n_positions}")
+        sampler = LengthGroupedBatches([len(ids) for ids, _ in encoded], train_config.batch_size,
+                                       train_config.seed * 1000 + e)
+        loaders.append(torch.utils.data.DataLoader(encoded, batch_sampler=sampler,
+                                                   collate_fn=lambda b: collate(b, tokenizer.pad_token_id)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    steps = sum(len(loader) for loader in loaders)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_config.warmup_share * steps), steps)
+    accelerator = Accelerator()
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model.train()
+    losses = []
+    bar = tqdm(total=steps, desc=desc, disable=not progress, unit="step")
+    for epoch, loader in enumerate(loaders):
+        total, n = 0.0, 0
+        for batch in accelerator.prepare(loader):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total, n = total + loss.item(), n + 1
+            bar.update()
+        losses.append(total / n)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
+    bar.close()
+    model = accelerator.unwrap_model(model)
+    model.eval()
+    return model, losses
