@@ -52,6 +52,8 @@ from pathlib import Path
 import yaml
 
 from sbu.errors import ConfigError, DataFileError
+from sbu.eval.plots import draw_summary, panel_metrics
+from sbu.eval.stats import LONG_FORMAT, is_seed_column, summarize
 
 PROJECT = Path(__file__).resolve().parents[1]
 SWEEP_KEYS = ("notebook", "params", "grid", "collect", "plot")
@@ -60,11 +62,8 @@ TYPE_CHECKS = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
                "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
                "str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
                "list": lambda v: isinstance(v, list), "dict": lambda v: isinstance(v, dict)}
-SEED_NAME = re.compile(r"(^|_)seeds?($|_)")  # seed, seeds, data_seed, run_seed: pooled over in the summary
-LONG_FORMAT = ("condition", "metric", "value")
 TRACEBACK_LINES = 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
-MAX_PANELS = 12  # summary.png draws at most this many metrics unless the sweep file names them (plot)
 PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
 
 
@@ -487,80 +486,6 @@ def runs_table(runs: list[Run], sweep: Sweep):
     return pd.DataFrame(rows)
 
 
-def is_seed_column(name: str) -> bool:
-    return bool(SEED_NAME.search(name))
-
-
-def summarize(table):
-    """n, mean and the 95 % confidence half-width (Student t) of ``value``, grouped by every column but
-    ``value``, ``run_id`` and the seed columns (the repeats); ``None`` if the table is not long-format
-    (``condition``, ``metric``, numeric ``value``)."""
-    import pandas as pd
-
-    from sbu.eval.stats import confidence
-
-    if not set(LONG_FORMAT) <= set(table.columns) or not pd.api.types.is_numeric_dtype(table["value"]):
-        return None
-    by = [c for c in table.columns if c not in ("value", "run_id") and not is_seed_column(c)]
-    rows = [(*(key if isinstance(key, tuple) else (key,)), *confidence(group))
-            for key, group in table.groupby(by, dropna=False, sort=False)["value"]]
-    summary = pd.DataFrame(rows, columns=[*by, "mean", "ci95", "n"])
-    return summary[[*by, "n", "mean", "ci95"]]
-
-
-def draw_summary(summary, hue: list[str], metrics: list[str] | None = None):
-    """One small panel per metric (``metrics``, in that order; default every metric of the summary): mean ± 95 % CI
-    of each condition, one colour per value of the swept parameters in ``hue``. Drawn on a bare Figure (Agg for
-    PNG), so pyplot's backend is never touched."""
-    import numpy as np
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    others = [c for c in summary.columns if c not in (*LONG_FORMAT, "n", "mean", "ci95", *hue)
-              and not _told_by(summary, c, hue)]
-    data = summary.assign(
-        x=summary[["condition", *others]].astype(str).agg(" · ".join, axis=1),
-        hue=summary[hue].astype(str).agg(", ".join, axis=1) if hue else "")
-    metrics = list(metrics or dict.fromkeys(data["metric"]))
-    data = data[data["metric"].isin(metrics)]
-    levels = list(dict.fromkeys(data["hue"]))
-    colours = sns.color_palette("colorblind", len(levels))
-    ncols = min(len(metrics), 4)
-    nrows = -(-len(metrics) // ncols)
-    widest = data.groupby("metric")["x"].nunique().max()  # conditions side by side in one panel
-    fig = Figure(figsize=(max(3.4, 0.3 * widest) * ncols, (2.8 + 0.06 * data["x"].str.len().max()) * nrows),
-                 layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    width = 0.8 / len(levels)
-    for ax, metric in zip(axes, metrics):
-        panel = data[data["metric"] == metric]
-        xs = list(dict.fromkeys(panel["x"]))
-        for i, (level, colour) in enumerate(zip(levels, colours)):
-            part = panel[panel["hue"] == level]
-            pos = [xs.index(x) - 0.4 + width * (i + 0.5) for x in part["x"]]
-            ax.errorbar(pos, part["mean"], yerr=part["ci95"].fillna(0), fmt="o", color=colour, capsize=3,
-                        label=level or None)
-        rotation = 90 if len(xs) > 6 else 30 if len(xs) > 3 else 0  # many conditions: upright labels do not overlap
-        ax.set_xticks(range(len(xs)), xs, rotation=rotation, ha="right" if rotation == 30 else "center")
-        ax.set_xlim(-0.6, len(xs) - 0.4)
-        ax.set_title(str(metric), fontsize=10)
-    for ax in axes[len(metrics):]:
-        ax.set_visible(False)
-    if hue:
-        fig.legend(*axes[0].get_legend_handles_labels(), title=", ".join(hue), loc="outside right upper", fontsize=8)
-    fig.suptitle("mean ± 95 % CI over seeds", fontsize=10)
-    return fig
-
-
-def _told_by(summary, column: str, hue: list[str]) -> bool:
-    """Whether a column says nothing the hue does not: one value in the whole table, or one per hue value (a
-    run's ``forget_split`` beside the swept ``forget_splits``). Such a column would only lengthen the x labels
-    and split one condition into one tick per run."""
-    if summary[column].nunique(dropna=False) <= 1:
-        return True
-    return bool(hue) and bool((summary.groupby(hue, dropna=False)[column].nunique(dropna=False) <= 1).all())
-
-
 # ---------------------------------------------------------------------------------------------- the whole sweep
 
 
@@ -632,22 +557,6 @@ def write_tables(runs: list[Run], sweep: Sweep, folder: Path, echo=print) -> lis
     for path in set(outputs.values()) - set(written):
         path.unlink(missing_ok=True)
     return written
-
-
-def panel_metrics(summary, sweep: Sweep, echo=print) -> list[str]:
-    """The metrics summary.png draws: the sweep file's ``plot`` (those the table has), else every metric up to
-    MAX_PANELS, with a note saying how to choose when there are more."""
-    metrics = list(dict.fromkeys(summary["metric"]))
-    if sweep.plot:
-        missing = [m for m in sweep.plot if m not in metrics]
-        if missing:
-            echo(f"[sbu batch] note: plot names metrics the table does not have: {', '.join(map(repr, missing))}")
-        chosen = [m for m in sweep.plot if m in metrics]
-        return chosen or metrics[:MAX_PANELS]
-    if len(metrics) > MAX_PANELS:
-        echo(f"[sbu batch] note: {len(metrics)} metrics; summary.png draws the first {MAX_PANELS} — name the ones "
-             f"to draw in the sweep file, e.g. plot: [{', '.join(metrics[:2])}]")
-    return metrics[:MAX_PANELS]
 
 
 def print_report(report: SweepReport, echo=print) -> None:

@@ -22,22 +22,20 @@ import yaml
 from scipy import stats
 
 from sbu.batch import (
-    MAX_PANELS,
     Run,
     RunProgress,
-    draw_summary,
     load_sweep,
-    panel_metrics,
     plan_runs,
     progress_line,
     run_id,
     run_progress,
-    summarize,
     threads_per_run,
 )
 from sbu.cli import main
 from sbu.errors import ConfigError, SbuError
 from sbu.eval import study
+from sbu.eval.plots import MAX_PANELS, draw_summary, panel_metrics
+from sbu.eval.stats import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
