@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                        "table, summary.csv and summary.png/.svg (the metrics the file's plot: names, else at most 12). "
                        "Started again, it skips finished runs and retries failed or interrupted ones. Exit status 0 if "
                        "every run finished, 1 if any failed, 2 if the "
-                       "sweep file is wrong (nothing is run then). The file format is in sbu/batch.py.")
+                       "sweep file is wrong (nothing is run then). The file format is in sbu/batch/__init__.py.")
     p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
     p.add_argument("--workers", type=int, default=1,
                    help="notebooks running at once (default 1); each gets the cores / WORKERS as its thread count "

@@ -21,23 +21,13 @@ import pytest
 import yaml
 from scipy import stats
 
-from sbu.batch import (
-    MAX_PANELS,
-    Run,
-    RunProgress,
-    draw_summary,
-    load_sweep,
-    panel_metrics,
-    plan_runs,
-    progress_line,
-    run_id,
-    run_progress,
-    summarize,
-    threads_per_run,
-)
+from sbu.batch.runner import RunProgress, progress_line, run_progress, threads_per_run
+from sbu.batch.sweep import Run, load_sweep, plan_runs, run_id
 from sbu.cli import main
 from sbu.errors import ConfigError, SbuError
 from sbu.eval import study
+from sbu.eval.plots import MAX_PANELS, draw_summary, panel_metrics
+from sbu.eval.stats import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -248,7 +238,7 @@ def test_run_ids_are_readable_sorted_and_safe_for_file_names():
 
 def test_a_run_folder_without_a_marker_is_not_finished(tmp_path):
     sweep_file = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
-    from sbu.batch import finished_before, fresh_folder
+    from sbu.batch.runner import finished_before, fresh_folder
 
     sweep = load_sweep(sweep_file, DATA)
     (run,) = plan_runs(sweep, tmp_path / "xs")

@@ -1,16 +1,24 @@
-"""Figures of the evaluation, drawn from result tables (never from notebook state)."""
+"""Figures of the evaluation and of a sweep's summary, drawn from result tables (never from notebook state)."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from sbu.eval.stats import LONG_FORMAT
+
+MAX_PANELS = 12  # a sweep's summary figure draws at most this many metrics unless the sweep file names them (plot)
 
 
 def privacy_utility(table: pd.DataFrame, attack: str = "min_k_plus_plus", ax=None):
     """Each model as a point: how far its membership signal on the forget set is from the retrain model's
     (|PrivLeak|, left is better) against what it kept (retain accuracy, up is better)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     data = table.assign(model=table.index, leak=table[f"{attack} PrivLeak"].abs())
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -27,8 +35,6 @@ def privacy_utility(table: pd.DataFrame, attack: str = "min_k_plus_plus", ax=Non
 
 def entropy_shift(entropies: dict[str, dict[str, object]], ax=None):
     """Distributions of per-token answer entropy, ``{probe set: {model: entropies}}``, one panel per probe set."""
-    import seaborn as sns
-
     rows = [(probe, model, float(h)) for probe, per_model in entropies.items() for model, values in per_model.items()
             for h in values]
     data = pd.DataFrame(rows, columns=["probe set", "model", "entropy (nats)"])
@@ -40,9 +46,6 @@ def entropy_shift(entropies: dict[str, dict[str, object]], ax=None):
 
 def training_curves(logs: dict[str, pd.DataFrame], ax=None):
     """The total loss per step of each unlearning run."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     data = pd.concat([log.assign(method=name) for name, log in logs.items()], ignore_index=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
@@ -62,8 +65,6 @@ BACKFLOW_PANELS = {"forget_acc_closed_book": "forget accuracy, closed-book",
 
 def backflow_curves(table: pd.DataFrame, retrain_forget_accuracy: float | None = None):
     """One panel per backflow measure, one line per condition, rounds on x (round 0: right after unlearning)."""
-    import seaborn as sns
-
     data = table.melt(id_vars=["condition", "round"], value_vars=list(BACKFLOW_PANELS), var_name="measure")
     data["measure"] = data["measure"].map(BACKFLOW_PANELS)
     grid = sns.relplot(data=data, x="round", y="value", hue="condition", col="measure", col_wrap=3, kind="line",
@@ -80,8 +81,6 @@ def backflow_curves(table: pd.DataFrame, retrain_forget_accuracy: float | None =
 
 def request_costs(table: pd.DataFrame, ax=None):
     """Retained accuracy and seconds per request over a sequence of forget requests."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.5))
     x = table["patients forgotten"]
@@ -99,9 +98,6 @@ def study_privacy_utility(summary: pd.DataFrame, attack: str = "min_k_plus_plus"
     """The study's conditions as points, mean ± 95 % CI over seeds: |PrivLeak| (left: like retraining) against
     test accuracy (up: utility kept); a colour per condition, a marker per forget split, named in the legend
     (labels beside the points overlap where conditions agree, as SBU and its ablations do)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     leak = summary[summary.metric == f"{attack} PrivLeak"].set_index(["forget_split", "condition"])
     test = summary[summary.metric == "test acc"].set_index(["forget_split", "condition"])
     if ax is None:
@@ -133,9 +129,6 @@ def study_privacy_utility(summary: pd.DataFrame, attack: str = "min_k_plus_plus"
 def study_costs(summary: pd.DataFrame, ax=None):
     """Wall time of each condition's unlearning against the number of patients forgotten (retrain + closure: the
     retraining's time), mean over seeds, log scale."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     data = summary[(summary.metric == "unlearn seconds") & (summary.condition != "none")]
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
@@ -145,3 +138,74 @@ def study_costs(summary: pd.DataFrame, ax=None):
     ax.set_ylabel("seconds (log)")
     ax.set_title("cost against forget size")
     return ax
+
+
+class NamesPanels(Protocol):
+    """What :func:`panel_metrics` reads of a sweep (:class:`sbu.batch.sweep.Sweep`): the metrics it names to draw."""
+
+    plot: tuple[str, ...]
+
+
+def panel_metrics(summary: pd.DataFrame, sweep: NamesPanels, echo=print) -> list[str]:
+    """The metrics a sweep's summary figure draws: the sweep file's ``plot`` (those the table has), else every
+    metric up to MAX_PANELS, with a note saying how to choose when there are more."""
+    metrics = list(dict.fromkeys(summary["metric"]))
+    if sweep.plot:
+        missing = [m for m in sweep.plot if m not in metrics]
+        if missing:
+            echo(f"[sbu batch] note: plot names metrics the table does not have: {', '.join(map(repr, missing))}")
+        chosen = [m for m in sweep.plot if m in metrics]
+        return chosen or metrics[:MAX_PANELS]
+    if len(metrics) > MAX_PANELS:
+        echo(f"[sbu batch] note: {len(metrics)} metrics; summary.png draws the first {MAX_PANELS} — name the ones "
+             f"to draw in the sweep file, e.g. plot: [{', '.join(metrics[:2])}]")
+    return metrics[:MAX_PANELS]
+
+
+def draw_summary(summary: pd.DataFrame, hue: list[str], metrics: list[str] | None = None) -> Figure:
+    """A sweep's summary figure: one small panel per metric (``metrics``, in that order; default every metric of
+    the summary), mean ± 95 % CI of each condition, one colour per value of the swept parameters in ``hue``. Drawn
+    on a bare Figure (Agg for PNG), so pyplot's backend is never touched."""
+    others = [c for c in summary.columns if c not in (*LONG_FORMAT, "n", "mean", "ci95", *hue)
+              and not _told_by(summary, c, hue)]
+    data = summary.assign(
+        x=summary[["condition", *others]].astype(str).agg(" · ".join, axis=1),
+        hue=summary[hue].astype(str).agg(", ".join, axis=1) if hue else "")
+    metrics = list(metrics or dict.fromkeys(data["metric"]))
+    data = data[data["metric"].isin(metrics)]
+    levels = list(dict.fromkeys(data["hue"]))
+    colours = sns.color_palette("colorblind", len(levels))
+    ncols = min(len(metrics), 4)
+    nrows = -(-len(metrics) // ncols)
+    widest = data.groupby("metric")["x"].nunique().max()  # conditions side by side in one panel
+    fig = Figure(figsize=(max(3.4, 0.3 * widest) * ncols, (2.8 + 0.06 * data["x"].str.len().max()) * nrows),
+                 layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    width = 0.8 / len(levels)
+    for ax, metric in zip(axes, metrics):
+        panel = data[data["metric"] == metric]
+        xs = list(dict.fromkeys(panel["x"]))
+        for i, (level, colour) in enumerate(zip(levels, colours)):
+            part = panel[panel["hue"] == level]
+            pos = [xs.index(x) - 0.4 + width * (i + 0.5) for x in part["x"]]
+            ax.errorbar(pos, part["mean"], yerr=part["ci95"].fillna(0), fmt="o", color=colour, capsize=3,
+                        label=level or None)
+        rotation = 90 if len(xs) > 6 else 30 if len(xs) > 3 else 0  # many conditions: upright labels do not overlap
+        ax.set_xticks(range(len(xs)), xs, rotation=rotation, ha="right" if rotation == 30 else "center")
+        ax.set_xlim(-0.6, len(xs) - 0.4)
+        ax.set_title(str(metric), fontsize=10)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    if hue:
+        fig.legend(*axes[0].get_legend_handles_labels(), title=", ".join(hue), loc="outside right upper", fontsize=8)
+    fig.suptitle("mean ± 95 % CI over seeds", fontsize=10)
+    return fig
+
+
+def _told_by(summary: pd.DataFrame, column: str, hue: list[str]) -> bool:
+    """Whether a column says nothing the hue does not: one value in the whole table, or one per hue value (a
+    run's ``forget_split`` beside the swept ``forget_splits``). Such a column would only lengthen the x labels
+    and split one condition into one tick per run."""
+    if summary[column].nunique(dropna=False) <= 1:
+        return True
+    return bool(hue) and bool((summary.groupby(hue, dropna=False)[column].nunique(dropna=False) <= 1).all())

@@ -33,17 +33,22 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from sbu.data.cohort import patients_in
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError
+from sbu.eval import plots
 from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
 from sbu.eval.mia import attack_aucs, privleak
-from sbu.eval.stats import confidence
+from sbu.eval.stats import confidence, summarize
 from sbu.eval.unlearning import PRIVLEAK_ATTACK, evaluate, probe_sets
 from sbu.model.network import CausalLM
+from sbu.unlearn.forget_sets import unlearning_sets
 from sbu.unlearn.loop import METHODS as UNLEARNING_METHODS
 
 RETRAIN = "retrain + closure"
@@ -100,10 +105,6 @@ def run_study(corpus: Corpus, base: CausalLM, retrains: dict[str, CausalLM], *, 
     """Every arm for every split and seed. Returns the tidy results (dataset, forget_split, n_forgotten, seed,
     condition, metric, value) and the round-by-round backflow table (the rows of
     :func:`sbu.eval.backflow.round_metrics` with split and seed)."""
-    from tqdm import tqdm
-
-    from sbu.unlearn.forget_sets import unlearning_sets
-
     conditions = list(conditions or arms())
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}")
@@ -175,9 +176,7 @@ def _with_privleak(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, 95 % CI half-width and n over seeds for every (dataset, split, condition, metric): the same summary
-    ``sbu batch`` writes for a sweep (:func:`sbu.batch.summarize`)."""
-    from sbu.batch import summarize
-
+    ``sbu batch`` writes for a sweep (:func:`sbu.eval.stats.summarize`)."""
     return summarize(table)
 
 
@@ -304,11 +303,6 @@ def write_report(results: pd.DataFrame, per_round: pd.DataFrame, out: str | Path
     ``claims.csv`` and the figures (privacy–utility, backflow round by round for ``headline_split`` — default
     forget05 when the study has it — and cost against forget size) as PNG and SVG. Rounds and parameter-only
     methods are read from the tables. Returns the summary, the main tables and the claims."""
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
-
-    from sbu.eval import plots
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = list(dict.fromkeys(results.forget_split))
