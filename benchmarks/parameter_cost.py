@@ -64,6 +64,7 @@ def _phase(name: str, profile: str, seed: int, queue, sra_hparams: dict | None =
     import peft  # noqa: F401
     import transformers  # noqa: F401
 
+    from sbu.data.forget_set import ForgetSet
     from sbu.experiment import Experiment
     from sbu.model.cache import trained_model
     from sbu.unlearn.forget_sets import unlearning_sets
@@ -73,7 +74,7 @@ def _phase(name: str, profile: str, seed: int, queue, sra_hparams: dict | None =
     corpus, config = exp.corpus, exp.config
     if name == "sra":
         base = exp.base_model()
-        sets = unlearning_sets(corpus, config.forget_split, seed=seed)
+        sets = unlearning_sets(corpus, ForgetSet.of_split(corpus, config.forget_split), seed=seed)
         with RssSampler() as rss:
             started = time.perf_counter()
             unlearn(base, sets.forget, sets.retain, "sra", seed=seed, progress=False, **(sra_hparams or {}))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from sbu.data.cohort import patients_in, trained_patients
+from sbu.data.forget_set import ForgetSet
 from sbu.eval.unlearning import COMMON_SHARE, collateral_subjects, probe_sets
 from sbu.unlearn.forget_sets import unlearning_sets
 
@@ -31,7 +32,7 @@ def test_collateral_subjects_share_a_condition_with_a_forgotten_patient_and_the_
 
 
 def test_collateral_probes_are_retain_probes_about_collateral_patients(tiny_corpus):
-    sets = unlearning_sets(tiny_corpus, "forget10")
+    sets = unlearning_sets(tiny_corpus, ForgetSet.of_split(tiny_corpus, "forget10"))
     probes = probe_sets(tiny_corpus, sets)
     forgotten = {q.about for q in sets.forget_items}
     assert probes["collateral"] and {q.id for q in probes["collateral"]} <= {q.id for q in probes["retain"]}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from sbu.data.forget_set import ForgetSet
 from sbu.errors import ConfigError
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
@@ -18,7 +19,7 @@ from sbu.unlearn.loop import METHODS, load_adapter, unlearn
 
 @pytest.fixture(scope="module")
 def sets(tiny_corpus):
-    return unlearning_sets(tiny_corpus, "forget10", seed=0)
+    return unlearning_sets(tiny_corpus, ForgetSet.of_split(tiny_corpus, "forget10"), seed=0)
 
 
 def _params(model):
@@ -89,7 +90,8 @@ def test_forget_sets_from_a_plan_equal_those_from_the_split(tiny_corpus):
     store = open_store("oxigraph:")
     ingest(store, tiny_corpus)
     plan = plan_forget(store, tiny_corpus.splits["forget10"])
-    assert unlearning_sets(tiny_corpus, plan) == unlearning_sets(tiny_corpus, "forget10")
+    assert unlearning_sets(tiny_corpus, plan.forget_set()) == unlearning_sets(
+        tiny_corpus, ForgetSet.of_split(tiny_corpus, "forget10"))
 
 
 def test_retain_and_calibration_sets_hold_no_forgotten_holdout_or_validation_patient(tiny_corpus, sets):

@@ -18,19 +18,24 @@ re-created, and the write-backs the barrier refused.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+from sbu import checks
 from sbu.agent import Agent, Turn
 from sbu.data.cohort import SUBJECT_KINDS, patients_in, trained_patients
+from sbu.data.forget_set import ForgetSet
 from sbu.data.schema import Corpus, QAItem
 from sbu.errors import ConfigError
 from sbu.eval.exposure import _occurs, forgotten_strings, memory_exposure, retained_text
 from sbu.memory import open_store
+from sbu.memory.barrier import Barrier
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
 from sbu.memory.vocab import ID_BASE
@@ -38,6 +43,9 @@ from sbu.model.consolidate import ConsolidationConfig
 from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy
 from sbu.retrieval.hybrid import Retriever
+from sbu.sync import ForgetProtocol, ProtocolConfig
+from sbu.unlearn.forget_sets import unlearning_sets
+from sbu.unlearn.loop import unlearn as run_unlearn
 
 CONDITIONS = ("none", "memory-only", "parameter-only", "sbu")
 
@@ -87,11 +95,7 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
             seed: int = 0, retrain: CausalLM | None = None) -> Condition:
     """A fresh memory holding ``corpus``, the agent of condition ``name`` (or of any :class:`Arm`) after
     forgetting ``patients``; ``retrain`` is the model of an arm whose parameter is ``"retrain"``."""
-    import time
 
-    from sbu.sync import ForgetProtocol, ProtocolConfig
-    from sbu.unlearn.forget_sets import unlearning_sets
-    from sbu.unlearn.loop import unlearn as run_unlearn
 
     arm = name if isinstance(name, Arm) else Arm.named(name)
     hparams = {**(unlearn or {}), **dict(arm.unlearn)}
@@ -115,29 +119,14 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
         if arm.parameter == "retrain":
             lm = retrain
         elif arm.parameter is not None:
-            sets = unlearning_sets(corpus, _split_of(corpus, patients), seed=seed)
+            sets = unlearning_sets(corpus, ForgetSet.of_patients(corpus, patients), seed=seed)
             lm = run_unlearn(base, sets.forget, sets.retain, arm.parameter, progress=False,
                              **{"seed": seed, **hparams}).lm
         if arm.barrier:
-            from sbu.memory.barrier import Barrier
-
             barrier = Barrier.load(store)
     seconds = time.perf_counter() - started
     agent = Agent(lm, store, retriever, barrier, k=k, consolidation=consolidation or ConsolidationConfig(seed=seed))
     return Condition(arm.name, agent, list(patients), certificate, seconds)
-
-
-def _split_of(corpus: Corpus, patients: Sequence[str]):
-    """The forget split holding exactly ``patients``, else a plan-like object over their facts."""
-    from types import SimpleNamespace
-
-    from sbu.memory.vocab import iri
-
-    for split in ("forget01", "forget05", "forget10"):
-        if split in corpus.splits and set(corpus.splits[split]) == set(patients):
-            return split
-    seeds = {iri(f.id) for f in corpus.facts if f.about in set(patients)}
-    return SimpleNamespace(seeds=seeds, closure=seeds)
 
 
 def queries(corpus: Corpus, patients: Sequence[str], retained: int | None = None, seed: int = 0) -> list[QAItem]:
@@ -199,10 +188,7 @@ def backflow_study(corpus: Corpus, base: CausalLM, forget_split: str = "forget05
                    progress: bool = True) -> tuple[pd.DataFrame, dict[str, Condition]]:
     """Every condition, then ``rounds`` rounds of the loop; one row per condition and round (round 0: right after
     unlearning, before any interaction) and the prepared conditions (their agents hold the final state)."""
-    from tqdm import tqdm
-
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}")
+    checks.integer("rounds", rounds, 1)
     patients = patients_in(corpus, forget_split)
     forget_items = [q for q in corpus.qa if q.about in set(patients) and q.phrasing == "train"]
     secrets = loop_secrets(corpus, patients, forget_items)

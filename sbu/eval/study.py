@@ -39,7 +39,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from sbu import checks
 from sbu.data.cohort import patients_in
+from sbu.data.forget_set import ForgetSet
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError
 from sbu.eval import plots
@@ -106,8 +108,7 @@ def run_study(corpus: Corpus, base: CausalLM, retrains: dict[str, CausalLM], *, 
     condition, metric, value) and the round-by-round backflow table (the rows of
     :func:`sbu.eval.backflow.round_metrics` with split and seed)."""
     conditions = list(conditions or arms())
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}")
+    checks.integer("rounds", rounds, 1)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError(f"seeds must be a non-empty list of integers ≥ 0, got {list(seeds)!r}")
     missing = [s for s in splits if s not in retrains]
@@ -122,7 +123,7 @@ def run_study(corpus: Corpus, base: CausalLM, retrains: dict[str, CausalLM], *, 
         retrain = retrains[split]
         retrain_seconds = (retrain.info or {}).get("train_seconds") or float("nan")
         for seed in seeds:
-            sets = unlearning_sets(corpus, split, seed=seed)
+            sets = unlearning_sets(corpus, ForgetSet.of_split(corpus, split), seed=seed)
             probes = probe_sets(corpus, sets)
             loop_queries = queries(corpus, patients, seed=seed)
             evaluated: dict[int, dict] = {}

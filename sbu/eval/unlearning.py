@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from sbu.data.cohort import patients_in, trained_patients
+from sbu.data.contexts import open_book_contexts
 from sbu.data.schema import Corpus, QAItem
-from sbu.eval.accuracy import open_book_contexts
 from sbu.eval.mia import attack_aucs, forget_quality, privleak
+from sbu.model import prompts
 from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy, answer_token_stats, correct
 from sbu.unlearn.forget_sets import UnlearningSets
@@ -116,8 +117,6 @@ def answer_entropies(lm: CausalLM, items: list[QAItem], batch_size: int = 64) ->
     """The entropy (nats) of the model's next-token distribution at every answer position of the items'
     correct answers, closed-book: SRA should raise it on the forget set and leave it elsewhere. It is −μ of
     Min-K%++'s normalisers (:func:`sbu.model.scoring.answer_token_stats`)."""
-    from sbu.model import prompts
-
     stats = answer_token_stats(lm.model, lm.tokenizer, [prompts.closed_book(q.question) for q in items],
                                [prompts.answer_continuation(q.answer_text) for q in items], batch_size)
     return np.concatenate([-s.mu for s in stats]) if stats else np.array([])

@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import pandas as pd
 from rdflib import URIRef
 
+from sbu.data.forget_set import ForgetSet
 from sbu.errors import StoreError
 from sbu.memory.barrier import record_id
 from sbu.memory.closure import closure, seeds_of
@@ -34,14 +36,16 @@ class ForgetPlan:
     seconds: float = field(default=0.0, compare=False)  # how long planning took
 
     def counts(self) -> dict[str, int]:
-        return {"seeds": len(self.seeds), "closure": len(self.closure), "isolated (prune)": len(self.isolated),
-                "shared (tombstone)": len(self.shared), "entities pruned": len(self.entities_pruned),
-                "entities kept": len(self.entities_kept)}
+        return {"seeds": len(self.seeds), "closure": len(self.closure), "isolated": len(self.isolated),
+                "shared": len(self.shared), "entities_pruned": len(self.entities_pruned),
+                "entities_kept": len(self.entities_kept)}
 
-    def table(self):
+    def forget_set(self) -> ForgetSet:
+        """What the parameter pathway forgets: the record ids of the seeds and of the closure."""
+        return ForgetSet(frozenset(record_id(s) for s in self.seeds), frozenset(record_id(x) for x in self.closure))
+
+    def table(self) -> pd.DataFrame:
         """One row per IRI with its decision, for display."""
-        import pandas as pd
-
         rows = [(str(x), "prune" if x in self.isolated else "tombstone") for x in sorted(self.closure)]
         rows += [(str(e), "prune entity") for e in sorted(self.entities_pruned)]
         rows += [(str(e), "keep entity") for e in sorted(self.entities_kept)]

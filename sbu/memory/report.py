@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 from rdflib import URIRef
 
@@ -58,8 +59,6 @@ def draw_plan(store: MemoryStore, plan: ForgetPlan, color_by: str = "decision", 
     """Draw a plan's closure as layers by derivation depth (assertions at the bottom), arrows from source to
     derived artifact, coloured by decision (prune / tombstone / retained source) or by kind (assertion /
     artifact)."""
-    import matplotlib.pyplot as plt
-
     decision, edges = plan_graph(store, plan)
     parents: dict[URIRef, list[URIRef]] = {}
     for source, derived in edges:
@@ -105,6 +104,16 @@ def draw_plan(store: MemoryStore, plan: ForgetPlan, color_by: str = "decision", 
     return ax
 
 
+PLAN_LABELS = {"seeds": "seeds", "closure": "closure", "isolated": "isolated (prune)", "shared": "shared (tombstone)",
+               "entities_pruned": "entities pruned", "entities_kept": "entities kept"}
+
+
+def plan_counts(plan: ForgetPlan, name: str = "count") -> pd.DataFrame:
+    """A plan's counts as a one-column table with readable labels."""
+    counts = plan.counts()
+    return pd.Series({PLAN_LABELS[k]: v for k, v in counts.items()}, name=name).to_frame()
+
+
 def hits_table(hits, forgotten: set[URIRef] = frozenset()) -> pd.DataFrame:
     """Retrieved hits as a table, marking those the forget request removed."""
     return pd.DataFrame([{"rank": i + 1, "node": short_label(h.iri), "forgotten": h.iri in forgotten,
@@ -115,7 +124,7 @@ def hits_table(hits, forgotten: set[URIRef] = frozenset()) -> pd.DataFrame:
 def request_metrics(plan: ForgetPlan, result, exposure: tuple[float, float], recall: tuple[float, float]) -> dict:
     """One forget request as a flat record for ``metrics.json``: sizes, timings, exposure and recall before and
     after."""
-    return {"targets": len(plan.targets), **{k.replace(" ", "_"): v for k, v in plan.counts().items()},
+    return {"targets": len(plan.targets), **plan.counts(),
             "successors": len(result.successors), "successors_refused": len(result.refused),
             "blocked_hashes": result.blocked, "plan_ms": 1000 * plan.seconds, "apply_ms": 1000 * result.seconds,
             "compact_ms": None if result.compact_seconds is None else 1000 * result.compact_seconds,
@@ -129,8 +138,8 @@ def describe(name: str, m: dict, k: int) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
     return (f"{name}: forgetting {n(m['targets'], 'entity').replace('entitys', 'entities')} reached "
-            f"{n(m['closure'], 'memory node')} from {n(m['seeds'], 'assertion')}: {m['isolated_(prune)']} pruned, "
-            f"{m['shared_(tombstone)']} shared (tombstoned, redacted, and replaced by "
+            f"{n(m['closure'], 'memory node')} from {n(m['seeds'], 'assertion')}: {m['isolated']} pruned, "
+            f"{m['shared']} shared (tombstoned, redacted, and replaced by "
             f"{n(m['successors'], 'successor')} re-derived from retained sources). Planning took "
             f"{m['plan_ms']:.1f} ms and applying {m['apply_ms']:.1f} ms. Exposure (top-{k} retrieval holding "
             f"forgotten data) went from {m['exposure_before']:.2f} to {m['exposure_after']:.2f}; retained facts were "

@@ -27,7 +27,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sbu.data import pubmed_study
 from sbu.data.cohort import reading_patients, trained_patients
+from sbu.data.contexts import fact_among_distractors
 from sbu.data.schema import Corpus
 from sbu.model import prompts
 
@@ -84,8 +86,6 @@ def reading_material(corpus: Corpus, n: int, seed: int = 0):
     """Facts and QA seen only inside contexts: ``n`` fictitious patients for the cohort, ``n`` abstracts from
     outside the study for PubMedQA-L (:mod:`sbu.data.pubmed_study`). Negative seeds are for calibration
     non-members, never read in training (which uses seeds ≥ 0)."""
-    from sbu.data import pubmed_study
-
     if pubmed_study.is_study_corpus(corpus):
         return pubmed_study.reading_documents(corpus, n, seed)
     return reading_patients(corpus, n, seed)
@@ -101,9 +101,8 @@ def _open_book(rng, facts, qa, pool, per_fact, distractors) -> list[Example]:
     for fact in facts:
         for _ in range(per_fact):
             item = rng.choice(questions[fact.id])
-            others = [f for f in rng.sample(pool, distractors + 1) if f.id != fact.id][:distractors]
-            context = [rng.choice(fact.texts), *(rng.choice(f.texts) for f in others)]
-            rng.shuffle(context)
+            context = fact_among_distractors(rng, [fact], pool, distractors, phrase=lambda f: rng.choice(f.texts),
+                                             spare=1)
             out.append(Example(prompts.with_context(item.question, context),
                                prompts.answer_continuation(item.answer_text)))
     return out

@@ -1,10 +1,9 @@
-"""Forget and retain sets of the parameter pathway (SPEC §4): what unlearning trains on, and what it is checked on.
+"""Forget and retain sets of the parameter pathway: what unlearning trains on, and what it is checked on.
 
-The memory pathway tells the parameter pathway what to forget: D_f comes from a forget plan — the question–answer
-probes of its seed facts (SPEC §4; the derived artifacts in the closure restate those facts, so they add no probe).
-A forget *split* of the cohort gives the same sets without a memory (the facts of the split's patients), behind
-the same function. Measured here: adding the facts' raw sentences to D_f (empty prompt, every token an answer
-token) pushed common words ("is", "years old") towards the reference too and cost retain accuracy.
+The memory pathway tells the parameter pathway what to forget, as a :class:`~sbu.data.forget_set.ForgetSet`: D_f
+is the question–answer probes of its seed facts (the derived artifacts in the closure restate those facts, so they add
+no probe). A forget split gives the same sets without a memory (:meth:`ForgetSet.of_split`). D_f holds no raw fact
+sentences: they pushed common words towards the reference too and cost retain accuracy (docs/tuning.md).
 
 D_r samples the QA of retained patients and of the knowledge base; a tenth of the retained patients is kept out of
 D_r as a *validation* split for choosing hyper-parameters (never the test data). *Calibration* non-members —
@@ -17,10 +16,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sbu.data.cohort import SUBJECT_KINDS, patients_in, trained_patients
-from sbu.data.schema import Corpus, Fact, QAItem
+from sbu.data.cohort import SUBJECT_KINDS, trained_patients
+from sbu.data.contexts import open_book_contexts
+from sbu.data.forget_set import ForgetSet
+from sbu.data.schema import Corpus, QAItem
 from sbu.errors import ConfigError
-from sbu.eval.accuracy import open_book_contexts
 from sbu.model import prompts
 from sbu.model.recipe import Example, reading_material
 
@@ -36,41 +36,29 @@ class UnlearningSets:
     calibration_items: list[QAItem]  # never-seen patients (the calibration stop's non-member level)
 
     def sizes(self) -> dict[str, int]:
-        return {"forget examples": len(self.forget), "retain examples": len(self.retain),
-                "forget probes": len(self.forget_items), "validation probes": len(self.validation_items),
-                "calibration probes": len(self.calibration_items)}
-
-
-def forgotten_facts(corpus: Corpus, forget) -> tuple[list[Fact], list[str]]:
-    """The facts a request forgets and the texts of the derived artifacts it reaches. ``forget`` is a
-    :class:`~sbu.memory.plan.ForgetPlan` or the name of a forget split."""
-    if isinstance(forget, str):
-        patients = set(patients_in(corpus, forget))
-        facts = [f for f in corpus.facts if f.about in patients]
-        texts = [a.text for a in corpus.artifacts if set(a.derived_from) & {f.id for f in facts}]
-        return facts, texts
-    from sbu.memory.barrier import record_id
-
-    seeds = {record_id(s) for s in forget.seeds}
-    closure = {record_id(x) for x in forget.closure}
-    facts = [f for f in corpus.facts if f.id in seeds]
-    if not facts:
-        raise ConfigError("the forget plan's seeds are not facts of this corpus: plan on a memory of the same corpus")
-    return facts, [a.text for a in corpus.artifacts if a.id in closure]
+        return {"forget_examples": len(self.forget), "retain_examples": len(self.retain),
+                "forget_probes": len(self.forget_items), "validation_probes": len(self.validation_items),
+                "calibration_probes": len(self.calibration_items)}
 
 
 def qa_example(item: QAItem, answer: str | None = None) -> Example:
     return Example(prompts.closed_book(item.question), prompts.answer_continuation(answer or item.answer_text))
 
 
-def unlearning_sets(corpus: Corpus, forget, seed: int = 0, retain_factor: float = 4.0, open_book_share: float = 0.5,
-                    calibration_patients: int = 12) -> UnlearningSets:
-    """D_f, D_r and the probe sets for forgetting ``forget`` (a plan or a forget split name). ``open_book_share``
+def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_factor: float = 4.0,
+                    open_book_share: float = 0.5, calibration_patients: int = 12) -> UnlearningSets:
+    """D_f, D_r and the probe sets for forgetting ``forget`` (from a plan: ``plan.forget_set()``; from a split:
+    ``ForgetSet.of_split(corpus, split)``). ``open_book_share``
     of the retained patients' examples in D_r carry their fact in a context (among distractor facts of retained
     patients), so that unlearning keeps the model's reading — what the agent's memory relies on."""
     if retain_factor <= 0:
         raise ConfigError(f"retain_factor must be positive, got {retain_factor!r}")
-    facts, _ = forgotten_facts(corpus, forget)  # the derived texts carry the same facts, so the same probes
+    if not isinstance(forget, ForgetSet):
+        raise ConfigError(f"unlearning takes a ForgetSet (plan.forget_set() or ForgetSet.of_split(corpus, split)), "
+                          f"got {type(forget).__name__}")
+    facts = [f for f in corpus.facts if f.id in forget.seeds]  # derived texts restate these facts: no more probes
+    if not facts:
+        raise ConfigError("the forget set's facts are not facts of this corpus: plan on a memory of the same corpus")
     fact_ids = {f.id for f in facts}
     forget_items = [q for q in corpus.qa if q.phrasing == "train" and set(q.fact_ids) & fact_ids]
     forget_examples = [qa_example(q) for q in forget_items]
