@@ -18,6 +18,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
 from sbu.errors import JournalError
 
 
@@ -93,8 +95,6 @@ class Sealer:
     """Encrypt-and-authenticate JSON values for the journal, under a key derived from the barrier key."""
 
     def __init__(self, barrier_key: bytes, *retired: bytes):
-        from cryptography.fernet import Fernet, MultiFernet
-
         fernets = [Fernet(base64.urlsafe_b64encode(hmac.new(k, b"sbu journal seal v1", hashlib.sha256).digest()))
                    for k in (barrier_key, *retired)]
         self._fernet = MultiFernet(fernets)  # seals with the current key, opens with any (after a rotation)
@@ -103,8 +103,6 @@ class Sealer:
         return self._fernet.encrypt(json.dumps(value, sort_keys=True).encode()).decode()
 
     def open(self, token: str):
-        from cryptography.fernet import InvalidToken
-
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except (InvalidToken, ValueError, TypeError):

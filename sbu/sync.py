@@ -1,4 +1,4 @@
-"""The synchronized dual-update protocol (SPEC §5): one forget request as a journaled state machine.
+"""The synchronized dual-update protocol: one forget request as a journaled state machine (docs/method.md).
 
     RECEIVED → BARRIER → MEMORY → PARAMETER → VERIFY ─(leakage > ε and round < K)→ MEMORY …
                                                      └────────────────────────────→ COMMITTED
@@ -7,10 +7,11 @@
   then journaled; its targets are sealed (:class:`sbu.journal.Sealer`), never written in clear.
 - **BARRIER**: the plan is computed and the blocklist raised — from here on nothing about the targets can be
   written back, whatever else is still running.
-- **MEMORY**: closure, prune, tombstone + redact, repair, index; the on-disk store is rewritten so that no file
-  keeps deleted plaintext. In later rounds: whatever memory still holds about the targets.
-- **PARAMETER**: SRA on a LoRA adapter, D_f built from the plan's closure (plus, in later rounds, the probes that
-  leaked); the adapter is saved under the request's folder.
+- **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the on-disk
+  store is rewritten so that no file keeps deleted plaintext. In later rounds: whatever memory still holds about
+  the targets.
+- **PARAMETER**: the configured unlearning method (SRA by default) on a LoRA adapter, D_f built from the plan's
+  forget set (plus, in later rounds, the probes that leaked); the adapter is saved under the request's folder.
 - **VERIFY**: the agent (new weights, new memory, the barrier) answers direct and paraphrased probes about the
   targets. *Memory leakage*: share of probes whose retrieved context still mentions a target's name or forgotten
   value. *Parameter leakage* [choice]: share of probes whose answer is a forgotten value (the barrier recognises it
@@ -28,29 +29,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from rdflib import URIRef
 
-from sbu import faults
+from sbu import checks, faults
+from sbu.agent import Agent
+from sbu.data.cohort import SUBJECT_KINDS, trained_patients
+from sbu.data.forget_set import ForgetSet
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError, JournalError, StoreError
+from sbu.files import write_atomic
 from sbu.journal import Journal, Sealer
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
-from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri
+from sbu.memory.closure import seeds_of
+from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri, successor_count
 from sbu.memory.plan import plan_forget
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import iri
-from sbu.model.network import CausalLM
+from sbu.model.network import CausalLM, load
+from sbu.model.scoring import accuracy
 from sbu.retrieval.hybrid import Retriever
+from sbu.unlearn.forget_sets import qa_example, unlearning_sets
+from sbu.unlearn.loop import METHODS, UnlearnConfig, load_adapter, unlearn
 
 STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
+ROUND_STATES = ("MEMORY", "PARAMETER", "VERIFY")  # the states a round repeats
+AFTER = {"RECEIVED": "BARRIER", "BARRIER": "MEMORY", "MEMORY": "PARAMETER", "PARAMETER": "VERIFY"}  # VERIFY decides
 
 
 @dataclass(frozen=True)
@@ -58,25 +67,22 @@ class ProtocolConfig:
     epsilon: float = 0.15  # leakage allowed at commit (parameter leakage is measured above chance)
     max_rounds: int = 3  # K: MEMORY → PARAMETER → VERIFY at most this many times
     k: int = 3  # documents the agent retrieves per question
-    unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.unlearn.loop.UnlearnConfig)
+    method: str = "sra"  # the unlearning method of the PARAMETER step (a name in sbu.unlearn.METHODS)
+    unlearn: dict = field(default_factory=dict)  # its hyper-parameters (sbu.unlearn.loop.UnlearnConfig)
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
 
     def __post_init__(self):
-        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, int | float) or not 0 <= self.epsilon < 1:
-            raise ConfigError(f"epsilon (the leakage allowed at commit) must be in [0, 1), got {self.epsilon!r}")
-        for name, least, most in (("max_rounds", 1, 100), ("k", 1, 100), ("retained_probes", 0, 100_000),
-                                  ("seed", 0, 2**31 - 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-                raise ConfigError(f"{name} must be an integer in [{least}, {most:_}], got {value!r}")
-        if not isinstance(self.repair, bool):
-            raise ConfigError(f"repair must be true or false, got {self.repair!r}")
+        checks.number("epsilon (the leakage allowed at commit)", self.epsilon, 0, below=1)
+        checks.integer("max_rounds", self.max_rounds, 1, 100)
+        checks.integer("k", self.k, 1, 100)
+        checks.integer("retained_probes", self.retained_probes, 0, 100_000)
+        checks.integer("seed", self.seed, 0, 2**31 - 1)
+        checks.flag("repair", self.repair)
+        checks.choice("method", self.method, METHODS)
         if not isinstance(self.unlearn, dict):
-            raise ConfigError(f"unlearn must be a dict of SRA hyper-parameters, got {self.unlearn!r}")
-        from sbu.unlearn.loop import UnlearnConfig
-
+            raise ConfigError(f"unlearn must be a dict of unlearning hyper-parameters, got {self.unlearn!r}")
         UnlearnConfig.of(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
 
 
@@ -100,15 +106,6 @@ class Certificate:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
 def _sha256_of(paths: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -120,9 +117,10 @@ def _sha256_of(paths: Sequence[Path]) -> str:
 class ForgetProtocol:
     """Run and resume forget requests on one memory and one model, journaled under ``work``.
 
-    ``corpus`` supplies the probes (D_f from the plan's closure, the verify questions); ``corpus_ref`` is how the
+    ``corpus`` supplies the probes (D_f from the plan's forget set, the verify questions); ``corpus_ref`` is how the
     CLI finds it again on resume (``{"profile": "smoke", "seed": 0}`` or ``{"dir": PATH}``). ``lm`` must be the
-    model saved at ``lm.path`` (resume reloads it from there)."""
+    model saved at ``lm.path`` (resume reloads it from there). ``retriever``: the agent's index, which follows every
+    forget; without one the protocol builds its own from the store when it first needs it."""
 
     def __init__(self, work: str | Path, store: MemoryStore, lm: CausalLM, corpus: Corpus,
                  config: ProtocolConfig | None = None, *, key: bytes | None = None,
@@ -134,10 +132,14 @@ class ForgetProtocol:
         self.barrier = Barrier.load(store, key)
         self.key = self.barrier.key
         self.retriever = retriever
+        self._own_index = False  # built here: compacted before VERIFY reads it, as a fresh index would be
         self.corpus_ref = corpus_ref or {}
         self.journal = Journal(self.work / "journal.jsonl")
         self.sealer = Sealer(self.key, *self.barrier.retired)
         self.log = log or (lambda message: None)
+        self.steps: dict[str, Callable[[str, list[str], list[dict], int], None]] = {
+            "BARRIER": self._barrier, "MEMORY": self._memory, "PARAMETER": self._parameter, "VERIFY": self._verify,
+            "COMMITTED": self._committed}
 
     # -- entry points ----------------------------------------------------------------------------------------
     def submit(self, targets: Sequence[str] | str) -> Certificate:
@@ -161,16 +163,14 @@ class ForgetProtocol:
         records = self.journal.records(request)
         if not records:
             raise JournalError(f"no request {request!r} in {self.journal.path}")
-        received = records[0]
-        targets = self.sealer.open(received["sealed"])["targets"]
+        targets = self.sealer.open(records[0]["sealed"])["targets"]
         while True:
             records = self.journal.records(request)
-            last = records[-1]
-            if last["state"] == "COMMITTED":
+            if records[-1]["state"] == "COMMITTED":
                 return Certificate(**json.loads((self.work / request / "certificate.json").read_text()))
             state, round_no = self._next(records)
-            self.log(f"{state}" + (f" (round {round_no})" if state in ("MEMORY", "PARAMETER", "VERIFY") else ""))
-            getattr(self, "_" + state.lower())(request, targets, records, round_no)
+            self.log(state + (f" (round {round_no})" if state in ROUND_STATES else ""))
+            self.steps[state](request, targets, records, round_no)
 
     def model_after(self, request: str) -> CausalLM:
         """θ after ``request``'s PARAMETER rounds so far (the committed model once it is committed)."""
@@ -178,32 +178,32 @@ class ForgetProtocol:
         if not records:
             raise JournalError(f"no request {request!r} in {self.journal.path}")
         if records[-1]["state"] == "COMMITTED":  # from disk, so that its path is where it lives
-            from sbu.model.network import load
-
             return load(self.work / request / "model")
         return self._current_model(request, records, max(r.get("round", 0) for r in records) + 1)
 
     def _next(self, records: list[dict]) -> tuple[str, int]:
+        """The state after the last journaled one, and its round: the diagram at the top of this module."""
         last = records[-1]
         state, round_no = last["state"], last.get("round", 0)
-        if state == "RECEIVED":
-            return "BARRIER", 0
-        if state == "BARRIER":
-            return "MEMORY", 1
-        if state == "MEMORY":
-            return "PARAMETER", round_no
-        if state == "PARAMETER":
-            return "VERIFY", round_no
         if state == "VERIFY":
             if last["leakage"] > self.config.epsilon and round_no < self.config.max_rounds:
                 return "MEMORY", round_no + 1
             return "COMMITTED", round_no
-        raise JournalError(f"unknown state {state!r} in the journal")
+        if state not in AFTER:
+            raise JournalError(f"unknown state {state!r} in the journal")
+        return AFTER[state], 1 if state == "BARRIER" else round_no
 
     def _record(self, request: str, state: str, **data) -> dict:
         record = self.journal.append({"request": request, "state": state, **data})
         faults.point(f"after-{state}")  # the crash tests kill the process at every state boundary
         return record
+
+    def _index(self) -> Retriever:
+        """The retrieval index that follows every forget: the one given, else one built from the store."""
+        if self.retriever is None:
+            self.retriever = Retriever.from_store(self.store)
+            self._own_index = True
+        return self.retriever
 
     # -- the states ------------------------------------------------------------------------------------------
     def _barrier(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
@@ -211,37 +211,35 @@ class ForgetProtocol:
         plan = plan_forget(self.store, targets)
         hashes = barrier_entries(self.store, plan, self.barrier)
         self.barrier.raise_for(self.store, iri(f"request/{request}"), hashes)
+        forget_set = plan.forget_set()
         self._record(request, "BARRIER", seconds=time.perf_counter() - started, blocked=len(hashes),
                      plan=plan.counts(),
-                     sealed=self.sealer.seal({"seeds": sorted(map(str, plan.seeds)),
-                                              "closure": sorted(map(str, plan.closure))}))
+                     sealed=self.sealer.seal({"seeds": sorted(forget_set.seeds),
+                                              "closure": sorted(forget_set.closure)}))
 
     def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
         request_node = iri(f"request/{request}")
-        remaining = [t for t in targets if _still_about(self.store, t)]
+        remaining = [t for t in targets if seeds_of(self.store, record_id(t))]
         counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
         if remaining and not (round_no == 1 and applied(self.store, request_node)):
             plan = plan_forget(self.store, remaining)
-            _forget_cached_vectors(self.store, plan.closure)  # before the texts go: they name the cache files
+            index = self._index()
+            index.remove(plan.closure)  # first: a cached vector is named by its text, which the forget deletes
             result = apply_forget(self.store, plan, self.barrier, repair=self.config.repair)
+            index.apply(result)
             counts = {"pruned": len(result.pruned), "tombstoned": len(result.tombstoned),
                       "successors": len(result.successors)}
-            if self.retriever is not None:
-                self.retriever.apply(result)
         elif round_no == 1:  # applied before a crash: the counts are the plan's, the successors are in memory
-            plan_counts = next(r for r in records if r["state"] == "BARRIER")["plan"]
-            counts = {"pruned": plan_counts["isolated (prune)"] + plan_counts["entities pruned"],
-                      "tombstoned": plan_counts["shared (tombstone)"],
-                      "successors": _successor_count(self.store, request_node)}
+            planned = next(r for r in records if r["state"] == "BARRIER")["plan"]
+            counts = {"pruned": planned["isolated"] + planned["entities_pruned"], "tombstoned": planned["shared"],
+                      "successors": successor_count(self.store, request_node)}
         if self.store.path is not None:
             self.store.compact()
         self._record(request, "MEMORY", round=round_no, seconds=time.perf_counter() - started, **counts)
 
     def _current_model(self, request: str, records: list[dict], upto: int) -> CausalLM:
         """θ after the PARAMETER steps of rounds < ``upto``: the starting model with each round's adapter merged."""
-        from sbu.unlearn.loop import load_adapter
-
         lm = self.lm
         for r in range(1, upto):
             adapted = load_adapter(lm, self.work / request / f"adapter-r{r}")
@@ -251,31 +249,26 @@ class ForgetProtocol:
         return lm
 
     def _parameter(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
-        from sbu.unlearn.forget_sets import qa_example, unlearning_sets
-        from sbu.unlearn.loop import unlearn
-
         started = time.perf_counter()
-        plan = self.sealer.open(next(r for r in records if r["state"] == "BARRIER")["sealed"])
-        forgotten = SimpleNamespace(seeds={URIRef(s) for s in plan["seeds"]},
-                                    closure={URIRef(s) for s in plan["closure"]})
-        sets = unlearning_sets(self.corpus, forgotten, seed=self.config.seed)
+        sealed = self.sealer.open(next(r for r in records if r["state"] == "BARRIER")["sealed"])
+        forget_set = ForgetSet(frozenset(sealed["seeds"]), frozenset(sealed["closure"]))
+        sets = unlearning_sets(self.corpus, forget_set, seed=self.config.seed)
         forget = list(sets.forget)
         leaked_ids = {i for r in records if r["state"] == "VERIFY" for i in self.sealer.open(r["sealed"])["leaked"]}
         forget += [qa_example(q) for q in self.corpus.qa if q.id in leaked_ids]  # the probes that leaked
         current = self._current_model(request, records, round_no)
-        run = unlearn(current, forget, sets.retain, "sra", progress=False,
+        run = unlearn(current, forget, sets.retain, self.config.method, progress=False,
                       **{"seed": self.config.seed + round_no - 1, **self.config.unlearn})
         run.save(self.work / request / f"adapter-r{round_no}")
         self._record(request, "PARAMETER", round=round_no, seconds=time.perf_counter() - started,
                      forget_examples=len(forget), steps=len(run.log))
 
     def _verify(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
-        from sbu.agent import Agent
-        from sbu.model.scoring import accuracy
-
         started = time.perf_counter()
         lm = self._current_model(request, records, round_no + 1)
-        retriever = self.retriever if self.retriever is not None else Retriever.from_store(self.store)
+        retriever = self._index()
+        if self._own_index:
+            retriever.rebuild()  # fresh statistics, so that VERIFY reads what a fresh index over memory gives
         agent = Agent(lm, self.store, retriever, self.barrier, k=self.config.k, key=self.key)
         probes = self.corpus.qa_about(targets)  # direct (train phrasing) and paraphrased (held-out phrasing)
         refused_before = self.barrier.refused
@@ -318,7 +311,7 @@ class ForgetProtocol:
         for r in records:
             if "seconds" in r:
                 seconds[r["state"]] = seconds.get(r["state"], 0.0) + r["seconds"]
-        counts = {"blocked hashes": barrier["blocked"], **{f"plan {k}": v for k, v in barrier["plan"].items()},
+        counts = {"blocked_hashes": barrier["blocked"], **{f"plan_{k}": v for k, v in barrier["plan"].items()},
                   "pruned": sum(m["pruned"] for m in memories),
                   "tombstoned": sum(m["tombstoned"] for m in memories),
                   "repaired": sum(m["successors"] for m in memories)}
@@ -329,7 +322,7 @@ class ForgetProtocol:
             metrics=verifies[-1]["metrics"], seconds=seconds,
             adapter_sha256=_sha256_of([folder / f"adapter-r{r}" for r in range(1, rounds + 1)]),
             model=str(model_dir), committed_at=records[-1]["at"])
-        _write_atomic(folder / "certificate.json", certificate.to_json())
+        write_atomic(folder / "certificate.json", certificate.to_json())
         self._record(request, "COMMITTED", round=rounds, certificate=str(folder / "certificate.json"))
 
 
@@ -374,33 +367,6 @@ def _plain(value) -> bool:
         return False
 
 
-def _forget_cached_vectors(store: MemoryStore, nodes) -> int:
-    """Delete the embedding cache's vectors of the texts about to be forgotten (an embedding can be inverted)."""
-    from sbu.memory.sparql import with_values
-    from sbu.memory.vocab import META, SBU
-    from sbu.retrieval.dense import Embedder
-
-    if not nodes:
-        return 0
-    query = with_values(f"SELECT ?t WHERE {{ #VALUES ?x\n GRAPH {META.n3()} {{ ?x {SBU.text.n3()} ?t }} }}", "x",
-                        sorted(nodes))
-    return Embedder().forget(str(row[0]) for row in store.query(query))
-
-
-def _successor_count(store: MemoryStore, request: URIRef) -> int:
-    from sbu.memory.vocab import META, PROV
-
-    rows = store.query(f"SELECT (COUNT(DISTINCT ?n) AS ?c) WHERE {{ GRAPH {META.n3()} {{ "
-                       f"?x {PROV.wasInvalidatedBy.n3()} {request.n3()} . ?n {PROV.wasRevisionOf.n3()} ?x }} }}")
-    return int(list(rows)[0][0])  # read to the end: an open result keeps the store (and its lock) alive
-
-
-def _still_about(store: MemoryStore, target: str) -> bool:
-    from sbu.memory.closure import seeds_of
-
-    return bool(seeds_of(store, record_id(target)))
-
-
 def _leaks(barrier: Barrier, hit: URIRef, text: str) -> bool:
     """Is a retrieved document forgotten data: a node of a request's closure, or a text that names a forgotten
     entity (its name or id)? Read from the barrier's keyed hashes, not plaintext. Values alone do not count: a
@@ -409,8 +375,6 @@ def _leaks(barrier: Barrier, hit: URIRef, text: str) -> bool:
 
 
 def _retained_probes(corpus: Corpus, targets: Sequence[str], n: int, seed: int) -> list:
-    from sbu.data.cohort import SUBJECT_KINDS, trained_patients
-
     kept = set(trained_patients(corpus)) - {record_id(t) for t in targets}
     items = [q for q in corpus.qa if q.kind in SUBJECT_KINDS and q.phrasing == "train" and q.about in kept]
     if not items or n <= 0:

@@ -53,7 +53,7 @@ class ForgetResult:
 
     def counts(self) -> dict[str, int]:
         return {"pruned": len(self.pruned), "tombstoned": len(self.tombstoned), "successors": len(self.successors),
-                "successors refused": len(self.refused), "blocked hashes": self.blocked}
+                "successors_refused": len(self.refused), "blocked_hashes": self.blocked}
 
 
 def request_iri(key: bytes, targets: Iterable[str]) -> URIRef:
@@ -70,6 +70,12 @@ def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta
     pairs = [(str(s), str(o)) for _, s, _, o in asserted]
     names = [str(n) for t in targets for n in meta[t].get(RDFS.label, [])]
     return barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure)
+
+
+def successor_count(store: MemoryStore, request: URIRef) -> int:
+    """How many successors ``request`` wrote (``queries/successors.rq``)."""
+    rows = list(store.query(with_values(load_query("successors"), "request", [request])))
+    return int(rows[0][0])  # read to the end: an open result keeps the store (and its lock) alive
 
 
 def applied(store: MemoryStore, request: URIRef) -> bool:
