@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from rdflib import Literal, URIRef
+from tqdm import tqdm
 
+from sbu import checks
 from sbu.data.schema import QAItem
-from sbu.errors import ConfigError
 from sbu.memory.barrier import Barrier, keyed_hash, load_key, record_id
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import ARTIFACT_CLASS, META, PROV, RDF, SBU, iri
@@ -66,8 +67,7 @@ class Agent:
     turns: list[Turn] = field(default_factory=list)
 
     def __post_init__(self):
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ConfigError(f"k (documents retrieved per question) must be an integer ≥ 1, got {self.k!r}")
+        checks.integer("k (documents retrieved per question)", self.k, 1)
         if self.key is None:
             self.key = self.barrier.key if self.barrier is not None else load_key()
 
@@ -147,10 +147,7 @@ class Agent:
                  seed: int = 0, progress: bool = True) -> pd.DataFrame:
         """``rounds`` passes over ``queries`` (shuffled per round), consolidating after every
         ``consolidate_every`` rounds; one row per round: answered, correct, written, refused."""
-        from tqdm import tqdm
-
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}")
+        checks.integer("rounds", rounds, 1)
         rows = []
         rng = np.random.default_rng(seed)
         for r in tqdm(range(1, rounds + 1), desc="agent rounds", disable=not progress, unit="round"):

@@ -1,20 +1,25 @@
-"""One frozen dataclass describes an experiment; profiles name the two scales we run.
+"""One frozen dataclass describes an experiment; a profile (``params/<name>.yaml``) says how it differs from the
+defaults below, which are the one source of every setting.
 
 ``smoke`` (the default) is small enough for CI and for stepping through the notebooks on a laptop; ``paper`` is
-the scale of the replication study; ``smoke-study`` is the smoke cohort with the wider model that the README's
-smoke-cohort study ran on. Any field can be overridden: ``ExperimentConfig.from_profile("smoke",
+the scale of the replication study; ``smoke-study`` is the smoke cohort with the wider model that the smoke-cohort
+study ran on. Any field can be overridden: ``ExperimentConfig.from_profile("smoke",
 seed=1)`` or, for nested fields, ``from_profile("paper", cohort={"n_patients": 200})``.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
+import yaml
+
+from sbu import checks
 from sbu.data.cohort import FORGET_SPLITS, CohortConfig
 from sbu.data.pubmed_study import PubMedStudyConfig
 from sbu.errors import ConfigError, ProfileError
 from sbu.model.network import ModelConfig
-from sbu.model.recipe import Recipe
 from sbu.model.training import TrainConfig
 
 
@@ -28,61 +33,78 @@ class ExperimentConfig:
     pubmedqa: PubMedStudyConfig = field(default_factory=PubMedStudyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # the notebooks' unlearning budget (optimizer steps) when their unlearn_steps is 0. Smoke: on its model, 100 steps
-    # of SRA met the forget-accuracy and retain targets that 200 missed (over-unlearned: retain 0.94 of base)
-    unlearn_steps: int = 100
+    unlearn_steps: int = 100  # the unlearning budget (optimizer steps) of every method and request (docs/tuning.md)
 
     def __post_init__(self):
-        if isinstance(self.unlearn_steps, bool) or not isinstance(self.unlearn_steps, int) or self.unlearn_steps < 1:
-            raise ConfigError(f"unlearn_steps must be a positive integer, got {self.unlearn_steps!r}")
+        checks.integer("unlearn_steps", self.unlearn_steps, 1)
         if self.forget_split not in FORGET_SPLITS:
             raise ConfigError(f"forget_split must be one of {', '.join(FORGET_SPLITS)}, got {self.forget_split!r}")
         _check_dataset(self.dataset)
 
     @classmethod
     def from_profile(cls, profile: str = "smoke", **overrides) -> ExperimentConfig:
-        if profile not in PROFILES:
-            raise ProfileError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-        base = PROFILES[profile]()
+        """The profile's settings (``params/<profile>.yaml``), then the dataset's needs, then ``overrides``."""
+        base = _apply(cls(profile=profile), load_profile(profile), f"params/{profile}.yaml")
         seed = overrides.pop("seed", base.seed)
         dataset = overrides.pop("dataset", base.dataset)
         base = DATASETS[_check_dataset(dataset)](base)
-        nested = {}
-        for name in ("cohort", "pubmedqa", "model", "train"):
-            given = overrides.pop(name, {})
+        for name in SEEDED:  # one seed drives the data, the abstracts drawn and training
+            given = overrides.get(name, {})
             if not isinstance(given, dict):
                 raise ConfigError(f"{name} overrides must be a mapping, got {given!r}")
-            current = getattr(base, name)
-            if name in ("cohort", "pubmedqa", "train"):
-                given = {"seed": seed, **given}
-            if name == "train" and isinstance(given.get("recipe"), dict):
-                given["recipe"] = replace(current.recipe, **given["recipe"])
-            try:
-                nested[name] = replace(current, **given)
-            except TypeError as err:
-                raise ConfigError(f"bad {name} override {given!r}: {err}") from err
-        unknown = set(overrides) - {"forget_split", "unlearn_steps"}
-        if unknown:
-            raise ConfigError(f"unknown experiment field(s) {sorted(unknown)}; known: seed, forget_split, "
-                              "dataset, cohort, pubmedqa, model, train, unlearn_steps")
-        return replace(base, seed=seed, dataset=dataset, **nested, **overrides)
+            overrides[name] = {"seed": seed, **given}
+        return replace(_apply(base, overrides, "overrides"), seed=seed, dataset=dataset)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-PROFILES = {
-    "smoke": lambda: ExperimentConfig(profile="smoke"),
-    # the smoke cohort with the wider model the README's smoke-cohort study ran on (before the smoke model was sized
-    # for CI): 128 wide, GPT-2's unfused GELU, 250 reading patients per epoch
-    "smoke-study": lambda: ExperimentConfig(
-        profile="smoke-study", model=ModelConfig(n_embd=128, activation="gelu_new"),
-        train=TrainConfig(recipe=Recipe(reading_patients=250)), unlearn_steps=200),
-    "paper": lambda: ExperimentConfig(
-        profile="paper", cohort=CohortConfig(n_patients=400),
-        model=ModelConfig(n_layer=6, n_embd=192, n_head=6, activation="gelu_new"),
-        train=TrainConfig(epochs=20, recipe=Recipe(reading_patients=400)), unlearn_steps=200),
-}
+PARAMS = Path(__file__).resolve().parents[1] / "params"  # the profiles: params/<name>.yaml of the checkout
+NESTED = ("cohort", "pubmedqa", "model", "train")
+SEEDED = ("cohort", "pubmedqa", "train")
+TOP_LEVEL = ("forget_split", "unlearn_steps")  # the other fields a profile or an override may set
+
+
+def profiles() -> list[str]:
+    """The names of the profiles in ``params/``."""
+    return sorted(p.stem for p in PARAMS.glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict:
+    """The ``settings`` of ``params/<name>.yaml``: what the profile changes from the defaults."""
+    path = PARAMS / f"{name}.yaml" if isinstance(name, str) and name and "/" not in name else None
+    if path is None or not path.is_file():
+        raise ProfileError(f"unknown profile {name!r}; choose one of {', '.join(profiles()) or '(none in params/)'}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ProfileError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    settings = data.get("settings", {}) if isinstance(data, dict) else None
+    if not isinstance(settings, dict) or data.get("profile") != name:
+        raise ProfileError(f"{path} must hold 'profile: {name}' and a 'settings' mapping")
+    return copy.deepcopy(settings)
+
+
+def _apply(config: ExperimentConfig, changes: dict, where: str) -> ExperimentConfig:
+    """``config`` with ``changes`` (nested fields given as mappings) applied; unknown fields are a clear error."""
+    changes = dict(changes)
+    nested = {}
+    for name in NESTED:
+        given = changes.pop(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{name} in {where} must be a mapping, got {given!r}")
+        current = getattr(config, name)
+        if name == "train" and isinstance(given.get("recipe"), dict):
+            given = {**given, "recipe": replace(current.recipe, **given["recipe"])}
+        try:
+            nested[name] = replace(current, **given)
+        except TypeError as err:
+            raise ConfigError(f"bad {name} setting in {where} {given!r}: {err}") from err
+    unknown = set(changes) - set(TOP_LEVEL)
+    if unknown:
+        raise ConfigError(f"unknown experiment field(s) {sorted(unknown)} in {where}; known: seed, forget_split, "
+                          "dataset, cohort, pubmedqa, model, train, unlearn_steps")
+    return replace(config, **nested, **changes)
 
 
 def _pubmedqa(config: ExperimentConfig) -> ExperimentConfig:

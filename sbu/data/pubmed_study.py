@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from sbu import checks
 from sbu.data.cohort import FORGET_SPLITS
 from sbu.data.pubmedqa import concept_summaries, document_records, read_raw, resolve
 from sbu.data.schema import Corpus, Entity, Fact, QAItem
@@ -52,9 +53,7 @@ class PubMedStudyConfig:
 
     def __post_init__(self):
         for name in ("n_documents", "items_per_document", "answer_words", "n_options", "calibration_documents"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"pubmedqa {name} must be a positive integer, got {value!r}")
+            checks.integer(f"pubmedqa {name}", getattr(self, name), 1)
         if self.n_options < 2:
             raise ConfigError("pubmedqa n_options must be at least 2")
         if not self.answer_words < self.min_words <= self.max_words:

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from peft import LoraConfig, get_peft_model
 
+from sbu import checks
 from sbu.errors import ConfigError
 from sbu.model import likelihood
 from sbu.model.batches import encode_all, random_batches
@@ -41,11 +43,8 @@ class ConsolidationConfig:
         if self.mode not in MODES:
             raise ConfigError(f"consolidation mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         for name in ("epochs", "batch_size", "lora_rank"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"consolidation {name} must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"consolidation lr must be positive, got {self.lr!r}")
+            checks.integer(f"consolidation {name}", getattr(self, name), 1)
+        checks.number("consolidation lr", self.lr, positive=True)
 
 
 def plain_model(lm: CausalLM) -> torch.nn.Module:
@@ -72,8 +71,6 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
         model.eval()
         return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
     if config.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
         lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0, bias="none",
                           target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True, task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)

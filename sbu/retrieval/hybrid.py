@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from rdflib import URIRef
 
+from sbu import checks
 from sbu.errors import ConfigError
 from sbu.memory.store import MemoryStore
 from sbu.memory.texts import live_texts
@@ -54,10 +55,8 @@ class Retriever:
 
     def __init__(self, docs: Mapping[URIRef, str], *, rrf_k: float = 60, embedder: Embedder | None = None,
                  compact_share: float = 0.1):
-        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int | float) or not rrf_k > 0:
-            raise ConfigError(f"rrf_k must be a positive number (60 in the RRF paper), got {rrf_k!r}")
-        if isinstance(compact_share, bool) or not isinstance(compact_share, int | float) or not compact_share > 0:
-            raise ConfigError(f"compact_share must be a positive share such as 0.1, got {compact_share!r}")
+        checks.number("rrf_k (60 in the RRF paper)", rrf_k, positive=True)
+        checks.number("compact_share (e.g. 0.1)", compact_share, positive=True)
         self.rrf_k = rrf_k
         self.compact_share = compact_share
         self.embedder = embedder or default_embedder()
@@ -95,8 +94,7 @@ class Retriever:
         """The ``k`` best live documents, best first; equal scores are ordered by IRI."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError(f"the query must be a non-empty string, got {query!r}")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"k (how many documents to return) must be an integer ≥ 1, got {k!r}")
+        checks.integer("k (how many documents to return)", k, 1)
         live_rows = np.flatnonzero(self._live)
         if live_rows.size == 0:
             return []
