@@ -13,13 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
+import papermill as pm
+from traitlets.config import Config
+
 
 def execute_notebook(notebook: str | Path, output: str | Path, **papermill_kwargs):
     """``papermill.execute_notebook(notebook, output, **papermill_kwargs)`` with the kernel on Unix sockets; the
     sockets' folder is removed when the notebook ends, whether it finished or failed."""
-    import papermill as pm
-    from traitlets.config import Config
-
     if os.name == "nt":
         return pm.execute_notebook(str(notebook), str(output), **papermill_kwargs)
     with tempfile.TemporaryDirectory(prefix="sbu-kernel-") as sockets:

@@ -21,6 +21,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from sbu.data import knowledge as kb
 from sbu.data import templates as tpl
 from sbu.data.schema import Artifact, Corpus, Entity, Fact, QAItem
@@ -332,8 +334,6 @@ def trained_patients(corpus: Corpus, exclude: str | None = None) -> list[str]:
 
 def summary(corpus: Corpus):
     """A table of the cohort: per patient split, how many patients, facts and QA items (train / held-out)."""
-    import pandas as pd
-
     rows = []
     for split in PATIENT_SPLITS:
         ids = patients_in(corpus, split)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from sbu.data.cohort import trained_patients
 from sbu.data.schema import Corpus
@@ -52,8 +53,6 @@ def sequential_requests(corpus: Corpus, base: CausalLM, patients: Sequence[str],
                         config: ProtocolConfig | None = None, kept_probes: int = 100, seed: int = 0,
                         progress: bool = True) -> pd.DataFrame:
     """One request per patient, in order, on one memory; one row per request (row 0: before any)."""
-    from tqdm import tqdm
-
     config = config or ProtocolConfig(seed=seed)
     store = open_store("oxigraph:")
     ingest(store, corpus)

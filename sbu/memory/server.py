@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 from sbu.errors import StoreUnavailableError
 
 
@@ -71,8 +73,6 @@ def _answers(port: int) -> bool:
 
 def listening_port(pid: int) -> int | None:
     """The TCP port the process ``pid`` listens on, as the system reports it; None while it listens on none."""
-    import psutil
-
     try:
         return next((c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp")
                      if c.status == psutil.CONN_LISTEN), None)

