@@ -19,6 +19,7 @@ from papermill.exceptions import PapermillExecutionError
 from tqdm import tqdm
 
 from sbu.batch.sweep import SET_BY_BATCH, Run, Sweep, grid_label
+from sbu.files import write_atomic
 from sbu.kernel import execute_notebook
 
 TRACEBACK_LINES = 20
@@ -109,9 +110,7 @@ def describe_failure(err: BaseException) -> dict:
 
 def write_json(path: Path, record: dict) -> None:
     """Write through a temporary file: a marker is either whole or absent, never a torn file read as done."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
 
 
 def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None:

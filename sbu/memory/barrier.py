@@ -38,6 +38,7 @@ from rdflib import Literal, URIRef
 
 from sbu.cache import cache_dir
 from sbu.errors import ConfigError
+from sbu.files import write_atomic
 from sbu.memory.sparql import load_query
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import ID_BASE, META, RDF, SBU
@@ -91,20 +92,7 @@ def _create_key_file(path: Path) -> None:
     """A new key file that appears whole or not at all: the key is written to a private temporary file, then
     linked into place. Processes that create it at once (``sbu batch`` workers, tests side by side on a fresh
     cache) agree on the one that was linked first, and none reads a file that is still empty."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(KEY_BYTES) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another process made it first: its key is the key
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, secrets.token_hex(KEY_BYTES) + "\n", mode=0o600, exclusive=True)  # the first one made wins
 
 
 def load_key(path: str | Path | None = None, create: bool = True) -> bytes:
@@ -121,13 +109,7 @@ def rotate_key(path: str | Path | None = None) -> str:
     path = Path(path) if path else default_key_path()
     keys = load_keys(path)
     new = secrets.token_bytes(KEY_BYTES)
-    tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("".join(k.hex() + "\n" for k in [new, *keys]))
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_atomic(path, "".join(k.hex() + "\n" for k in [new, *keys]), mode=0o600)
     return key_id(new)
 
 

@@ -7,9 +7,8 @@ the same questions round after round embeds each once.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from transformers.utils import logging
 
 from sbu.cache import cache_dir
 from sbu.errors import ConfigError
+from sbu.files import write_atomic
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PROGRESS_MIN = 256  # show a progress bar when embedding more texts than this
@@ -192,14 +192,8 @@ def _read_vector(path: Path) -> np.ndarray | None:
 
 def _write_vector(path: Path, vector: np.ndarray) -> None:
     """Write atomically (a temporary file renamed into place), so concurrent notebooks never read half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, vector.astype(np.float32), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.save(buffer, vector.astype(np.float32), allow_pickle=False)
+    write_atomic(path, buffer.getvalue())
 
 
