@@ -1,4 +1,4 @@
-"""Membership inference: does the model treat an item as one it was trained on? (SPEC §6)
+"""Membership inference: does the model treat an item as one it was trained on?
 
 **AUC convention.** Every attack returns a *membership score* (higher = "more likely a member"); ROC-AUC is the
 probability that a random member (e.g. a forget item) scores above a random non-member (a holdout item), ties
@@ -19,22 +19,22 @@ import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.stats import ks_2samp, rankdata
+from scipy.stats import ks_2samp
+from sklearn.metrics import roc_auc_score
 
 from sbu.data.schema import QAItem
 from sbu.model import prompts
 from sbu.model.scoring import answer_logprobs, answer_losses, answer_token_stats, option_scores
 
-MIN_K = 0.4  # SPEC §6: Min-K% and Min-K%++ average the lowest 40 % of the answer's token scores
+MIN_K = 0.4  # Min-K% and Min-K%++ average the lowest 40 % of the answer's token scores
 
 
 def roc_auc(member_scores: Sequence[float], nonmember_scores: Sequence[float]) -> float:
-    """P(member score > non-member score) + ½·P(tie), by the rank-sum (Mann–Whitney U) identity."""
+    """P(member score > non-member score) + ½·P(tie): scikit-learn's ROC-AUC with members as the positive class."""
     m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
     if len(m) == 0 or len(n) == 0:
         raise ValueError("roc_auc needs at least one member and one non-member score")
-    ranks = rankdata(np.concatenate([m, n]))
-    return float((ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2) / (len(m) * len(n)))
+    return float(roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(n))], np.concatenate([m, n])))
 
 
 # -- pure scores: one item's arrays -> one membership score (higher = member) -----------------------------------

