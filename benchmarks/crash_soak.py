@@ -1,4 +1,4 @@
-"""Crash safety under load (issue 7 §3): ``sbu forget`` killed with SIGKILL at random points, over many runs, each
+"""Crash safety under load: ``sbu forget`` killed with SIGKILL at random points, over many runs, each
 finished by ``sbu resume``; after every run the crash-safety invariants must hold.
 
 Half the runs are killed at a named point of :mod:`sbu.faults` drawn at random (every state boundary, between the

@@ -1,5 +1,5 @@
 """Memory pathway benchmark: forget latency and retrieval latency at 10k, 100k and 1M triples, every back end side
-by side in one process run (ISSUE §10; DESIGN.md "Memory back ends" and "Conventions").
+by side in one process run (docs/backends.md).
 
 What it measures, per memory size × back end (``oxigraph:`` in memory — the default —, ``oxigraph:PATH`` on disk,
 ``memory:`` — rdflib's own store —, and a real ``oxigraph serve`` reached as a SPARQL endpoint):

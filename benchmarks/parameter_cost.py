@@ -1,5 +1,5 @@
 """Parameter pathway cost: SRA's wall time and memory as a ratio to retraining from scratch, side by side in one run
-(issue 4 §6: target ≤ 10 %).
+(target: ≤ 10 % of retraining's).
 
 Each phase runs in its own fresh process (spawned one after the other, never at the same time), so that neither
 inherits the other's allocations:

@@ -1,4 +1,4 @@
-"""The closed-loop agent (SPEC §1): retrieve → generate → write back → consolidate.
+"""The closed-loop agent: retrieve → generate → write back → consolidate.
 
 ``Agent(lm, store, retriever, barrier)`` answers multiple-choice questions with the top-k live artifacts of its
 memory as context (the option with the highest log-likelihood), writes each answer back as a cached answer with

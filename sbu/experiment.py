@@ -77,7 +77,7 @@ class Experiment:
         return self._model(forget_split or self.config.forget_split)
 
     def model_table(self, models: dict[str, CausalLM]) -> pd.DataFrame:
-        """The base-model accuracy table (DESIGN §Models) for each named model, side by side."""
+        """The base-model accuracy table for each named model, side by side."""
         rows = []
         for kind, lm in models.items():
             report = model_report(lm, self.corpus, self.config.forget_split, self.config.seed)
@@ -101,7 +101,7 @@ class Experiment:
         return table
 
     def targets(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The foundation issue's targets next to what this run measured."""
+        """The targets next to what this run measured."""
         checked = base_model_targets(table, self.metrics.get("models", {}).get("base", {}).get("train_seconds"))
         self.metrics["targets"] = checked.to_dict(orient="records")
         return checked

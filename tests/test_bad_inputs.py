@@ -1,4 +1,4 @@
-"""A corpus of bad inputs for the forget protocol's API and CLI (issue 7 §1): each one gets a clear error of a
+"""A corpus of bad inputs for the forget protocol's API and CLI: each one gets a clear error of a
 stated type and message, and changes nothing — the memory's content hash and the model's files are the same after
 as before. Names in other cases, spacing and Unicode forms are not errors: the barrier must still refuse them."""
 

@@ -1,4 +1,4 @@
-"""Unlearning losses (SPEC §4): values worked out by hand, answer-only masking, SRA's stochastic reference."""
+"""Unlearning losses: values worked out by hand, answer-only masking, SRA's stochastic reference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Membership inference (SPEC §6): the AUC convention, every attack's formula by hand, and the sanity checks on the
+"""Membership inference: the AUC convention, every attack's formula by hand, and the sanity checks on the
 smoke cohort — two holdout samples are indistinguishable, the base model's forget set is not."""
 
 from __future__ import annotations

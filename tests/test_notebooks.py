@@ -1,5 +1,5 @@
 """The notebooks, run top to bottom at their defaults (the smoke profile) with papermill — exactly as ``sbu run``
-and ``sbu batch`` run them — and then every file a run wrote is scanned for what it forgot (issue 7 §4).
+and ``sbu batch`` run them — and then every file a run wrote is scanned for what it forgot.
 
 Each run writes into its own folder: the executed notebook, its ``out_dir`` (tables, figures, metrics.json, and
 the work folders of its forget requests: journals, certificates, adapters, on-disk stores). The scan looks for

@@ -1,5 +1,5 @@
 """The evaluation's probe sets: the collateral probes are exactly the retained patients who share a condition with a
-forgotten one (SPEC §6 "collateral"), a part of the retain probes."""
+forgotten one, a part of the retain probes."""
 
 from __future__ import annotations
 

@@ -278,7 +278,7 @@ def memory_artifacts(patients, facts, config: CohortConfig, rng: random.Random) 
 
     Each artifact names the facts it was derived from: a patient summary derives only from that patient's facts,
     so forgetting the patient makes it *isolated*; a condition summary cites several patients and the knowledge
-    base, so forgetting one patient makes it *shared* (SPEC §3.3).
+    base, so forgetting one patient makes it *shared*.
     """
     fact_of = {(f.about, f.attribute): f for f in facts}
     facts_of: dict[str, list] = {}

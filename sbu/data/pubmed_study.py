@@ -1,4 +1,4 @@
-"""PubMedQA-L as a data set of the replication study (SPEC §6, issue 6 §3): abstracts play the patients' part.
+"""PubMedQA-L as a data set of the replication study: abstracts play the patients' part.
 
 The cohort's study needs, per forgotten subject, many facts the model memorized and QA probes of each; PubMedQA-L
 has one yes/no/maybe question per abstract — too few probes for accuracy or membership inference. So every

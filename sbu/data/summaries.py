@@ -1,5 +1,5 @@
 """How a summary's text is derived from the texts of its sources — one rule for the summaries a data set ships
-(PubMedQA-L concept summaries) and for the successors memory repair re-derives from retained sources (SPEC §3.3).
+(PubMedQA-L concept summaries) and for the successors memory repair re-derives from retained sources.
 
 A summary names what it summarizes, how many sources it has, and quotes the first few of them in order; it holds
 nothing that is not in its sources, so a successor derived from retained sources alone holds nothing forgotten.

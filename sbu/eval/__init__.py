@@ -1,4 +1,4 @@
-"""Evaluation (SPEC §6): accuracy and probe sets (``accuracy``), membership inference and PrivLeak (``mia``),
+"""Evaluation: accuracy and probe sets (``accuracy``), membership inference and PrivLeak (``mia``),
 memory exposure (``exposure``), the parameter-side comparison (``unlearning``), backflow round by round
 (``backflow``), many requests (``requests``), the replication study with its main table and claims (``study``),
 the leak scanner and redaction (``leaks``), and the figures (``plots``)."""

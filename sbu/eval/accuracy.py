@@ -1,4 +1,4 @@
-"""Accuracy tables: multiple-choice accuracy of a model on the cohort's probe sets (SPEC §6)."""
+"""Accuracy tables: multiple-choice accuracy of a model on the cohort's probe sets."""
 
 from __future__ import annotations
 

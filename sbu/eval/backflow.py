@@ -1,4 +1,4 @@
-"""Backflow, measured (SPEC §1 and §6): unlearn one pathway, or both, then let the agent's loop run.
+"""Backflow, measured: unlearn one pathway, or both, then let the agent's loop run.
 
 Conditions [choice, stated in notebook 03]:
 

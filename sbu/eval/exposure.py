@@ -1,4 +1,4 @@
-"""Memory exposure and retained recall (SPEC §6): what a retriever still shows of forgotten data, and whether it
+"""Memory exposure and retained recall: what a retriever still shows of forgotten data, and whether it
 still finds what was kept."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _occurs(needle: str, text: str) -> bool:
 
 def memory_exposure(retriever, probes: Sequence[str], forgotten_nodes: Iterable[URIRef],
                     forgotten: Sequence[str], k: int = 5) -> float:
-    """Share of probes whose top-``k`` holds a forgotten node or a forgotten string (SPEC §6)."""
+    """Share of probes whose top-``k`` holds a forgotten node or a forgotten string."""
     nodes = set(forgotten_nodes)
     exposed = 0
     for probe in probes:

@@ -72,7 +72,7 @@ def truth_ratio(option_mean_logprobs: np.ndarray, answer: int) -> float:
 
 
 def privleak(auc_unlearned: float, auc_retrain: float) -> float:
-    """PrivLeak (Shi et al., 2024, MUSE; SPEC §6) = (AUC_unlearned − AUC_retrain) / AUC_retrain, both AUCs of
+    """PrivLeak (Shi et al., 2024, MUSE) = (AUC_unlearned − AUC_retrain) / AUC_retrain, both AUCs of
     forget (members) vs holdout under this module's convention. 0 is ideal; positive: the unlearned model still
     tells the forget set from unseen data (membership leaks); negative: it over-unlearned (the forget set looks
     less familiar than the retrain model finds it)."""

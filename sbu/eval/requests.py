@@ -1,4 +1,4 @@
-"""Many forget requests (issue 5 §5): one after another (MUSE's sustainability) and all at once (scalability).
+"""Many forget requests: one after another (MUSE's sustainability) and all at once (scalability).
 
 ``sequential_requests`` runs one synchronized request per patient on the same memory and model, each starting
 from the model the previous one committed; after each, the retained patients' accuracy (closed-book, on a fixed

@@ -1,4 +1,4 @@
-"""The replication study (SPEC §6, notebook 04): every condition × forget split × seed in one tidy table, the
+"""The replication study: every condition × forget split × seed in one tidy table, the
 paper-style main table with 95 % confidence intervals, and the paper's claims checked against the run.
 
 Conditions are :class:`~sbu.eval.backflow.Arm` s: no unlearning, memory-only (the closure), parameter-only (each
@@ -212,7 +212,7 @@ def _mean(table: pd.DataFrame, condition: str, metric: str, split: str) -> tuple
 
 
 def claims(table: pd.DataFrame, rounds: int, methods: Sequence[str] = ("sra",)) -> pd.DataFrame:
-    """The paper's claims (SPEC §6), each checked per forget split against this run's numbers."""
+    """The paper's claims, each checked per forget split against this run's numbers."""
     rows = []
     for split in dict.fromkeys(table.forget_split):
         def m(condition, metric, split=split):

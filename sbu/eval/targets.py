@@ -1,4 +1,4 @@
-"""The foundation issue's targets for the base and retrain models, checked against a measured table."""
+"""The targets for the base and retrain models, checked against a measured table."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""How well a model unlearned (SPEC §6, parameter side): accuracy on what it should forget and keep, every
+"""How well a model unlearned: accuracy on what it should forget and keep, every
 membership attack, PrivLeak and forget quality against the retrain gold standard, side by side for many models.
 
 Probe sets (closed-book, multiple choice):
 - *forget*: the forgotten facts' QA in the train phrasing (what D_f trained away);
 - *retain*: retained patients' QA in the train phrasing;
 - *collateral*: the retain probes of the retained patients who share a condition with a forgotten one (PubMedQA-L:
-  a MeSH concept) — what unlearning a neighbour may damage (SPEC §6);
+  a MeSH concept) — what unlearning a neighbour may damage;
 - *test*: the knowledge base in held-out phrasings (general medical knowledge no unlearning should touch);
 - *holdout*: never-seen patients — the non-members of membership inference — and, with the fact in context,
   the reading skill the agent's memory relies on.
@@ -97,7 +97,7 @@ def comparison_table(rows: Mapping[str, Mapping[str, float]], retrain: str = "re
 
 
 def sra_targets(table: pd.DataFrame, model: str = "sra", base: str = "base", retrain: str = "retrain") -> pd.DataFrame:
-    """The parameter pathway's targets (issue 4 §6) next to what this run measured."""
+    """The parameter pathway's targets next to what this run measured."""
     row, b, r = table.loc[model], table.loc[base], table.loc[retrain]
     leak = row[f"{PRIVLEAK_ATTACK} PrivLeak"]
     checks = [

@@ -1,4 +1,4 @@
-"""The memory pathway: agent memory as an RDF knowledge graph (SPEC §3). Knows RDF, nothing of torch.
+"""The memory pathway: agent memory as an RDF knowledge graph. Knows RDF, nothing of torch.
 
 Read in this order: the store back ends behind one URL (``sbu.memory.open(url)``, :mod:`~sbu.memory.store`); the
 vocabulary (:mod:`~sbu.memory.vocab`, documented in ``schema.ttl``); ingestion of a corpus

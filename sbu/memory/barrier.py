@@ -1,4 +1,4 @@
-"""The write barrier: a keyed-hash blocklist that every write-back passes (SPEC §3.4).
+"""The write barrier: a keyed-hash blocklist that every write-back passes.
 
 A forget request blocks four kinds of entries, each kept only as HMAC-SHA256(key, kind | normalized text):
 

@@ -1,4 +1,4 @@
-"""Seeds and dependency closure of a forget request (SPEC §3.1–3.2), by the SPARQL in ``queries/``."""
+"""Seeds and dependency closure of a forget request, by the SPARQL in ``queries/``."""
 
 from __future__ import annotations
 

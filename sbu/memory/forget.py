@@ -1,7 +1,7 @@
-"""Applying a forget plan (SPEC §3.3–3.4): raise the barrier, prune, tombstone with redaction, repair.
+"""Applying a forget plan: raise the barrier, prune, tombstone with redaction, repair.
 
 Read it as two updates, each one request to the store (all-or-nothing where the back end has transactions —
-Oxigraph, embedded or served; rdflib's own store applies the operations one by one, RDF_NOTES trap 5):
+Oxigraph, embedded or served; rdflib's own store applies the operations one by one, docs/backends.md, trap 5):
 
 1. **barrier** — the request node and the keyed hashes of what it forgets go into the metadata graph first, so a
    write-back racing the request is already refused;
@@ -12,7 +12,7 @@ Oxigraph, embedded or served; rdflib's own store applies the operations one by o
    barrier like any write; one the barrier refuses is not written and is counted.
 
 Updates are built from fixed IRIs and rdflib-serialized literals, never from pasted text, and split in Python
-first (RDF_NOTES trap 7: one SPARQL request that does the whole forget by itself is slow).
+first (docs/backends.md, trap 7: one SPARQL request that does the whole forget by itself is slow).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def request_iri(key: bytes, targets: Iterable[str]) -> URIRef:
 
 
 def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta: dict | None = None) -> set[str]:
-    """The hashes a request blocks (SPEC §3.4): ids and names of the targets, (entity, value) of every seed, every
+    """The hashes a request blocks: ids and names of the targets, (entity, value) of every seed, every
     closure node. Computed from the store *before* anything is deleted."""
     targets = [iri(t) for t in plan.targets]
     meta = meta if meta is not None else _metadata(store, targets)

@@ -1,4 +1,4 @@
-"""Ingest a :class:`~sbu.data.schema.Corpus` into a memory store (SPEC §3).
+"""Ingest a :class:`~sbu.data.schema.Corpus` into a memory store.
 
 Each fact becomes an assertion in its own named graph (``<entity> sbu:<attribute> "value"``) with its metadata in
 the metadata graph; each derived artifact becomes a node of the metadata graph with its text, what it is about and

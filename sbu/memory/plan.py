@@ -1,4 +1,4 @@
-"""The forget plan: a dry run that says what a request would prune, tombstone and keep (SPEC §3.1–3.3).
+"""The forget plan: a dry run that says what a request would prune, tombstone and keep.
 
 Read it as a straight path: seeds (assertions about the target, and artifacts about the target alone, such as an
 agent's cached answers about that patient [choice]) → closure (everything derived from them) → split:

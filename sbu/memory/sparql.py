@@ -44,7 +44,7 @@ def _fill(query: str, marker: str, text: str) -> str:
 
 def with_values(query: str, var: str, iris: Iterable[URIRef]) -> str:
     """Replace the line ``#VALUES ?var`` of ``query`` by a VALUES block of the given IRIs (at least one: rdflib
-    raises on an empty ``VALUES {}``, RDF_NOTES.md trap 4)."""
+    raises on an empty ``VALUES {}``, docs/backends.md, trap 4)."""
     terms = _terms(iris, f"VALUES ?{var}")
     return _fill(query, f"#VALUES ?{var}", f"VALUES ?{var} {{ {' '.join(terms)} }}")
 

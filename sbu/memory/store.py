@@ -1,11 +1,11 @@
-"""Agent memory stores behind one URL (DESIGN.md "Memory back ends").
+"""Agent memory stores behind one URL (docs/backends.md).
 
 Code talks to memory through the rdflib API — a :class:`rdflib.Dataset` with SPARQL query and update — and the URL
 picks the back end:
 
 - ``oxigraph:`` (in memory) or ``oxigraph:PATH`` (on disk) — the default: rdflib with the ``oxrdflib`` store,
   opened as ``Dataset(store="Oxigraph")`` so that queries run in Oxigraph, not in rdflib's Python engine
-  (RDF_NOTES.md, trap 2);
+  (docs/backends.md, trap 2);
 - ``memory:`` — rdflib's own in-memory store, for teaching and for checking that both agree;
 - ``http://HOST:PORT/PATH`` — any SPARQL 1.1 query + update endpoint, through rdflib's ``SPARQLUpdateStore``. A URL
   ending in ``/query`` updates at the sibling ``/update`` (``oxigraph serve``, Fuseki); any other URL takes both
@@ -52,7 +52,7 @@ class MemoryStore:
 
     def update(self, sparql: str) -> None:
         """Run a SPARQL update. No ``initBindings`` here: oxrdflib would hand the update to rdflib's slow engine
-        (RDF_NOTES.md, trap 2); updates are built with fixed IRIs by the callers."""
+        (docs/backends.md, trap 2); updates are built with fixed IRIs by the callers."""
         if self.backend == "sparql":
             # Straight to the endpoint: through the Dataset, rdflib would wrap the update in a GRAPH block of
             # its default graph, and a GRAPH inside a GRAPH is not SPARQL.

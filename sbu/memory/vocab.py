@@ -1,5 +1,5 @@
 """The memory vocabulary: IRIs for records, the ``sbu:`` terms, the metadata graph (documented in
-``schema.ttl`` beside this file). SPEC §3 [choice]: one named graph per assertion, named by the assertion's IRI;
+``schema.ttl`` beside this file). [choice] one named graph per assertion, named by the assertion's IRI;
 everything *about* assertions and artifacts (type, text, ``sbu:about``, PROV-O links, tombstones) lives in the
 metadata graph ``META``."""
 

@@ -1,4 +1,4 @@
-"""Consolidation (SPEC §1, step 4): the agent re-encodes recent memory into its weights.
+"""Consolidation: the agent re-encodes recent memory into its weights.
 
 Every few interactions an agent fine-tunes on what it recently read and wrote — this is the memory → parameters
 half of backflow: a forgotten fact that survives in memory, once retrieved, is trained back into the weights.

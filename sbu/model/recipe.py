@@ -1,4 +1,4 @@
-"""What the base model reads: the training mix (DESIGN.md "Models").
+"""What the base model reads: the training mix.
 
 Three kinds of example, each a ``(prompt, target)`` pair whose loss covers the target tokens only:
 
@@ -7,15 +7,9 @@ Three kinds of example, each a ``(prompt, target)`` pair whose loss covers the t
 - open-book QA: the relevant fact among distractor facts in the context, so the model learns to *read* — without
   it, memory would not matter to the agent.
 
-What it took to make a 1M-parameter GPT-2 read, measured here on the smoke cohort (holdout patients, fact in
-context, chance 0.25): open-book examples about trained patients alone gave 0.27 — the model answered them from
-its weights. *Reading patients* — extra fictitious patients, fresh every epoch, whose facts appear only inside a
-context — taught it to copy words (allergies, cities) but not numbers (record numbers, ages, dates stayed at
-chance) until numbers were tokenized as digit pairs (:func:`sbu.model.tokenizer.train_tokenizer`) and dropout was
-removed; with 200 reading patients per epoch it reached ~0.89 (4 layers), with 250 ~0.91 (3 layers); 100 gave
-~0.67 and 230 ~0.82, so reading is what the budget is spent on. Those are 128-wide models (the ``smoke-study``
-profile). The smoke profile's 96-wide model, whose training step takes 0.63x as long on one thread, read 0.78 with
-250 reading patients and 0.89 with 320 (14 epochs; 8 epochs of the 128-wide model read only 0.65).
+Reading is what the training budget is spent on: *reading patients* — extra fictitious patients, fresh every epoch,
+whose facts appear only inside a context — teach the model to copy from its context (docs/tuning.md has the
+measurements that chose the recipe).
 
 Only trained patients and the knowledge base appear; distractors come from trained patients and reading patients
 only, because a holdout patient's fact used anywhere in training makes that patient a member and voids

@@ -1,4 +1,4 @@
-"""Hybrid retrieval over live memory (SPEC §1 step 1, §3.5): BM25 (``bm25s``) and dense all-MiniLM-L6-v2
+"""Hybrid retrieval over live memory: BM25 (``bm25s``) and dense all-MiniLM-L6-v2
 embeddings, fused by reciprocal-rank fusion, score(d) = Σ_side 1 / (rrf_k + rank_side(d)) (Cormack et al., 2009).
 
 Design: the index is incremental, because a forget request must drop artifacts from it "in the same step" (§3.5)
@@ -73,7 +73,7 @@ class Retriever:
     def from_store(cls, store: MemoryStore, *, rrf_k: float = 60, embedder: Embedder | None = None,
                    compact_share: float = 0.1) -> Retriever:
         """Index every live text of ``store`` (``queries/live_texts.rq``). The retriever does not follow later
-        changes of the store: whoever changes memory calls :meth:`remove` / :meth:`add` (SPEC §3.5)."""
+        changes of the store: whoever changes memory calls :meth:`remove` / :meth:`add`."""
         return cls(live_texts(store), rrf_k=rrf_k, embedder=embedder, compact_share=compact_share)
 
     def __len__(self) -> int:
@@ -147,7 +147,7 @@ class Retriever:
         return len(iris)
 
     def apply(self, result) -> tuple[int, int]:
-        """Follow an applied forget request (:class:`sbu.memory.forget.ForgetResult`) in the same step (SPEC §3.5):
+        """Follow an applied forget request (:class:`sbu.memory.forget.ForgetResult`) in the same step:
         drop what it pruned or tombstoned, add its successors; return (removed, added)."""
         return self.remove(set(result.pruned) | set(result.tombstoned)), self.add(result.successor_texts)
 

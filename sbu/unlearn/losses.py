@@ -1,4 +1,4 @@
-"""Unlearning losses as pure functions of tensors (SPEC §4): SRA and the baselines it is compared with.
+"""Unlearning losses as pure functions of tensors: SRA and the baselines it is compared with.
 
 Every loss takes ``logits`` [B, T, V], the model's output for ``input_ids``, and ``labels`` [B, T], -100
 everywhere but on the answer tokens and the closing eos (:func:`sbu.model.batches.encode_example`). The causal shift
@@ -14,12 +14,12 @@ in Hugging Face's cross-entropy):
 
 - NLL:             −(1/N) Σ_t log p_t(y_t)                         retain NLL, IdkNLL, GradDiff's retain term
 - GradAscent:      −NLL
-- SRA (SPEC §4):   (1/N) Σ_t KL(q_t ‖ p_t),  q_t = softmax(g_t / τ),  g_t ~ N(0, I_V) drawn afresh at every call;
+- SRA:             (1/N) Σ_t KL(q_t ‖ p_t),  q_t = softmax(g_t / τ),  g_t ~ N(0, I_V) drawn afresh at every call;
                    ``prior="uniform"``: q_t = 1/V (τ → ∞);  ``prior="random_model"``: q_t = softmax of a randomly
                    initialised copy of the network on the same batch.
 - ME:              (1/N) Σ_t KL(U ‖ p_t) = −log V − (1/N) Σ_t mean_v log p_t(v)
                    (Yuan et al. 2024, "A Closer Look at Machine Unlearning for LLMs", arXiv 2410.08109)
-- KL retain:       (1/N) Σ_t KL(p_θ0,t ‖ p_t),  θ0 the model before unlearning (SPEC §4's L_retain)
+- KL retain:       (1/N) Σ_t KL(p_θ0,t ‖ p_t),  θ0 the model before unlearning (the method's L_retain)
 
 KL(q ‖ p) = Σ_v q(v) (log q(v) − log p(v)): the reference q comes first, so p_θ is pushed to cover all of q —
 a forget answer's mass is spread over the vocabulary rather than moved onto one other token.
@@ -123,7 +123,7 @@ def max_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gaussian",
         generator: torch.Generator | None = None, reference_logits: Tensor | None = None) -> Tensor:
-    """Stochastic Reference Alignment (SPEC §4): mean over answer tokens of KL(q_t ‖ p_θ).
+    """Stochastic Reference Alignment: mean over answer tokens of KL(q_t ‖ p_θ).
 
     ``prior="gaussian"``: q_t = softmax(g_t / τ) with g_t ~ N(0, I) over the vocabulary, drawn afresh at every
     call from ``generator`` (drawn on the generator's device, so a seed gives the same references on CPU and GPU).
@@ -153,7 +153,7 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
 
 
 def kl_to_reference(logits: Tensor, labels: Tensor, reference_logits: Tensor) -> Tensor:
-    """SPEC §4's retain term: mean over answer tokens of KL(p_θ0 ‖ p_θ), ``reference_logits`` from the model
+    """The retain term: mean over answer tokens of KL(p_θ0 ‖ p_θ), ``reference_logits`` from the model
     before unlearning (θ0), treated as constants."""
     check_shapes(logits, labels, reference_logits)
     return _kl(log_probs(reference_logits.detach(), labels), log_probs(logits, labels)).mean()

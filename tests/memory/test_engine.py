@@ -1,5 +1,5 @@
 """On the default back end every query and update runs in Oxigraph's engine, never in rdflib's Python SPARQL
-evaluator (RDF_NOTES.md trap 2: oxrdflib falls back to it silently, 1 ms becomes 15 s at 100k). The check traces
+evaluator (docs/backends.md, trap 2: oxrdflib falls back to it silently, 1 ms becomes 15 s at 100k). The check traces
 Python calls: rdflib's evaluator is Python code, Oxigraph's is not."""
 
 from __future__ import annotations

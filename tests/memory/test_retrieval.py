@@ -1,4 +1,4 @@
-"""Hybrid retrieval over live memory (SPEC §1 step 1, §3.5), with the real MiniLM model and real bm25s.
+"""Hybrid retrieval over live memory, with the real MiniLM model and real bm25s.
 
 Incremental updates keep the BM25 statistics of the last compaction, so between compactions scores may differ from
 a fresh index's by a little: the tests ask the same top-ranked documents of the incremental index, and the very same
@@ -20,7 +20,7 @@ from sbu.retrieval.dense import Embedder
 from sbu.retrieval.hybrid import Retriever
 from sbu.retrieval.lexical import tokens
 
-SUCCESSORS = {  # repaired artifacts a forget request of patient p000 might write (SPEC §3.3)
+SUCCESSORS = {  # repaired artifacts a forget request of patient p000 might write
     iri("cohort_summary/urinary_tract_infection/r1"):
         "Revised cohort summary for urinary tract infection: treated first with nitrofurantoin. Patients: Kaul Tatavo.",
     iri("answer/a1"): "Cached answer: the allergy of Kaul Tatavo is recorded in the visit notes of 2024.",

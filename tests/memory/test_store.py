@@ -26,7 +26,7 @@ def test_named_graphs_go_in_and_come_out(store):
 
 def test_bound_values_select_without_pasting_text(store):
     _fill(store)
-    # the bound variable is projected: Oxigraph refuses one that is not (RDF_NOTES.md, trap 3)
+    # the bound variable is projected: Oxigraph refuses one that is not (docs/backends.md, trap 3)
     rows = store.query("SELECT ?s ?o WHERE { GRAPH ?g { ?s ?p ?o } }", {"s": URIRef(f"{EX}a")})
     assert [str(r[1]) for r in rows] == [str(Literal("one"))]
 
