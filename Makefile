@@ -12,7 +12,7 @@ TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test,notebooks]' 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -c "import sbu, torch, transformers, peft, rdflib, oxrdflib, bm25s"
 	touch $(STAMP)
 
