@@ -44,7 +44,6 @@ def run(args) -> int:
     if not params_file.is_file():
         raise SbuError(f"no parameter file {params_file}; give --params FILE or a profile in params/")
     params = yaml.safe_load(params_file.read_text()) or {}
-    params.pop("settings", None)  # what the profile is: sbu.config reads it, the notebooks take only its name
     if args.seed is not None:
         params["seed"] = args.seed
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -1,5 +1,5 @@
-"""One frozen dataclass describes an experiment; a profile (``params/<name>.yaml``) says how it differs from the
-defaults below, which are the one source of every setting.
+"""One frozen dataclass describes an experiment; a profile (``params/profiles/<name>.yaml``) says how it differs from
+the defaults below, which are the one source of every setting.
 
 ``smoke`` (the default) is small enough for CI and for stepping through the notebooks on a laptop; ``paper`` is
 the scale of the replication study; ``smoke-study`` is the smoke cohort with the wider model that the smoke-cohort
@@ -9,7 +9,6 @@ seed=1)`` or, for nested fields, ``from_profile("paper", cohort={"n_patients": 2
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -43,8 +42,8 @@ class ExperimentConfig:
 
     @classmethod
     def from_profile(cls, profile: str = "smoke", **overrides) -> ExperimentConfig:
-        """The profile's settings (``params/<profile>.yaml``), then the dataset's needs, then ``overrides``."""
-        base = _apply(cls(profile=profile), load_profile(profile), f"params/{profile}.yaml")
+        """The profile's settings (``params/profiles/<profile>.yaml``), then the dataset's needs, then ``overrides``."""
+        base = _apply(cls(profile=profile), load_profile(profile), f"params/profiles/{profile}.yaml")
         seed = overrides.pop("seed", base.seed)
         dataset = overrides.pop("dataset", base.dataset)
         base = DATASETS[_check_dataset(dataset)](base)
@@ -59,30 +58,29 @@ class ExperimentConfig:
         return asdict(self)
 
 
-PARAMS = Path(__file__).resolve().parents[1] / "params"  # the profiles: params/<name>.yaml of the checkout
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "params" / "profiles"  # params/profiles/<name>.yaml
 NESTED = ("cohort", "pubmedqa", "model", "train")
 SEEDED = ("cohort", "pubmedqa", "train")
 TOP_LEVEL = ("forget_split", "unlearn_steps")  # the other fields a profile or an override may set
 
 
 def profiles() -> list[str]:
-    """The names of the profiles in ``params/``."""
-    return sorted(p.stem for p in PARAMS.glob("*.yaml"))
+    """The names of the profiles in ``params/profiles/``."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
 def load_profile(name: str) -> dict:
-    """The ``settings`` of ``params/<name>.yaml``: what the profile changes from the defaults."""
-    path = PARAMS / f"{name}.yaml" if isinstance(name, str) and name and "/" not in name else None
+    """What profile ``name`` changes from the defaults: the mapping in ``params/profiles/<name>.yaml``."""
+    path = PROFILES_DIR / f"{name}.yaml" if isinstance(name, str) and name and "/" not in name else None
     if path is None or not path.is_file():
-        raise ProfileError(f"unknown profile {name!r}; choose one of {', '.join(profiles()) or '(none in params/)'}")
+        raise ProfileError(f"unknown profile {name!r}; choose one of {', '.join(profiles()) or '(none found)'}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        settings = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ProfileError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    settings = data.get("settings", {}) if isinstance(data, dict) else None
-    if not isinstance(settings, dict) or data.get("profile") != name:
-        raise ProfileError(f"{path} must hold 'profile: {name}' and a 'settings' mapping")
-    return copy.deepcopy(settings)
+    if not isinstance(settings, dict):
+        raise ProfileError(f"{path} must hold a mapping of settings, got {type(settings).__name__}")
+    return settings
 
 
 def _apply(config: ExperimentConfig, changes: dict, where: str) -> ExperimentConfig:

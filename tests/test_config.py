@@ -51,3 +51,21 @@ def test_smoke_study_is_the_configuration_the_readmes_smoke_cohort_tables_ran_on
     assert cache_name(corpus, smoke.model, smoke.train) != "base-2efa95c37df259b9"
     assert study.unlearn_steps == 200 and smoke.unlearn_steps == 100  # the notebooks' budget when theirs is 0
     assert ExperimentConfig.from_profile("smoke", unlearn_steps=150).unlearn_steps == 150
+
+
+def test_profiles_are_the_yaml_files_the_code_loads(tmp_path, monkeypatch):
+    import sbu.config
+
+    assert set(sbu.config.profiles()) >= {"smoke", "smoke-study", "paper"}
+    (tmp_path / "wide.yaml").write_text("model: {n_embd: 64}\nunlearn_steps: 7\n")
+    (tmp_path / "typo.yaml").write_text("modle: {n_embd: 64}\n")
+    (tmp_path / "broken.yaml").write_text("model: {n_embd: [\n")
+    monkeypatch.setattr(sbu.config, "PROFILES_DIR", tmp_path)
+    wide = ExperimentConfig.from_profile("wide", seed=2)
+    assert (wide.model.n_embd, wide.unlearn_steps, wide.cohort.seed, wide.profile) == (64, 7, 2, "wide")
+    with pytest.raises(ConfigError, match=r"modle.*typo\.yaml"):
+        ExperimentConfig.from_profile("typo")
+    with pytest.raises(ProfileError, match="broken.yaml is not valid YAML"):
+        ExperimentConfig.from_profile("broken")
+    with pytest.raises(ProfileError, match="choose one of broken, typo, wide"):
+        ExperimentConfig.from_profile("../smoke")
