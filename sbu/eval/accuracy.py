@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pandas as pd
 
 from sbu.data.cohort import patients_in, trained_patients
 from sbu.data.schema import Corpus, QAItem
 from sbu.eval.mia import loss_auc
+from sbu.model.recipe import open_book_contexts
 from sbu.model.scoring import accuracy, choose
-
-
-def open_book_contexts(corpus: Corpus, items: list[QAItem], distractors: int = 2, seed: int = 0,
-                       pool: list | None = None) -> list[list[str]]:
-    """For each item: the fact that answers it, among ``distractors`` facts of retained patients (or of ``pool``),
-    shuffled.
-
-    This is the context a perfect retriever would give; the agent's own retrieval comes with the memory pathway.
-    """
-    rng = random.Random(seed)
-    facts = {f.id: f for f in corpus.facts}
-    pool = pool if pool is not None else corpus.facts_about(corpus.splits["retain"])
-    contexts = []
-    for item in items:
-        context = [facts[i].text for i in item.fact_ids]
-        context += [f.text for f in rng.sample(pool, distractors) if f.id not in item.fact_ids][:distractors]
-        rng.shuffle(context)
-        contexts.append(context)
-    return contexts
 
 
 def probe_sets(corpus: Corpus, forget_split: str = "forget05") -> dict[str, list[QAItem]]:

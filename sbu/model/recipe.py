@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 
 from sbu.data.cohort import reading_patients, trained_patients
-from sbu.data.schema import Corpus
+from sbu.data.schema import Corpus, QAItem
 from sbu.model import prompts
 
 
@@ -89,6 +89,25 @@ def reading_material(corpus: Corpus, n: int, seed: int = 0):
     if pubmed_study.is_study_corpus(corpus):
         return pubmed_study.reading_documents(corpus, n, seed)
     return reading_patients(corpus, n, seed)
+
+
+def open_book_contexts(corpus: Corpus, items: list[QAItem], distractors: int = 2, seed: int = 0,
+                       pool: list | None = None) -> list[list[str]]:
+    """For each item: the fact that answers it, among ``distractors`` facts of retained patients (or of ``pool``),
+    shuffled.
+
+    This is the context a perfect retriever would give; the agent's own retrieval comes with the memory pathway.
+    """
+    rng = random.Random(seed)
+    facts = {f.id: f for f in corpus.facts}
+    pool = pool if pool is not None else corpus.facts_about(corpus.splits["retain"])
+    contexts = []
+    for item in items:
+        context = [facts[i].text for i in item.fact_ids]
+        context += [f.text for f in rng.sample(pool, distractors) if f.id not in item.fact_ids][:distractors]
+        rng.shuffle(context)
+        contexts.append(context)
+    return contexts
 
 
 def _open_book(rng, facts, qa, pool, per_fact, distractors) -> list[Example]:

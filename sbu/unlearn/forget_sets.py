@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from sbu.data.cohort import SUBJECT_KINDS, patients_in, trained_patients
 from sbu.data.schema import Corpus, Fact, QAItem
 from sbu.errors import ConfigError
-from sbu.eval.accuracy import open_book_contexts
 from sbu.model import prompts
-from sbu.model.recipe import Example, reading_material
+from sbu.model.recipe import Example, open_book_contexts, reading_material
 
 VALIDATION_SHARE = 0.1  # share of retained patients kept out of D_r for choosing hyper-parameters
 
