@@ -58,7 +58,7 @@ class ProtocolConfig:
     epsilon: float = 0.15  # leakage allowed at commit (parameter leakage is measured above chance)
     max_rounds: int = 3  # K: MEMORY → PARAMETER → VERIFY at most this many times
     k: int = 3  # documents the agent retrieves per question
-    unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.unlearn.loop.UnlearnConfig)
+    unlearn: dict = field(default_factory=dict)  # SRA hyper-parameters (sbu.unlearn.methods.SRAConfig)
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
@@ -75,9 +75,9 @@ class ProtocolConfig:
             raise ConfigError(f"repair must be true or false, got {self.repair!r}")
         if not isinstance(self.unlearn, dict):
             raise ConfigError(f"unlearn must be a dict of SRA hyper-parameters, got {self.unlearn!r}")
-        from sbu.unlearn.loop import UnlearnConfig
+        from sbu.unlearn.methods import METHODS
 
-        UnlearnConfig.of(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
+        METHODS["sra"].configure(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
 
 
 @dataclass
