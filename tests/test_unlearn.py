@@ -5,7 +5,11 @@ own hyper-parameters; forget sets from a plan or a split."""
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from sbu.errors import ConfigError
+from sbu.eval.calibration import CalibrationStop
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
@@ -21,7 +26,7 @@ from sbu.model.recipe import Example
 from sbu.model.scoring import answer_losses
 from sbu.unlearn import losses
 from sbu.unlearn.forget_sets import unlearning_sets
-from sbu.unlearn.loop import METHODS, load_adapter, unlearn
+from sbu.unlearn.loop import METHODS, Callback, load_adapter, unlearn
 from sbu.unlearn.losses import answer_mask
 from sbu.unlearn.methods import NPOConfig, References, SimNPOConfig, SRAConfig, UnlearnConfig, idk_answer, register
 
@@ -77,8 +82,9 @@ def test_an_adapter_saves_reloads_and_merges_to_the_same_function(tiny_lm, sets,
 
 
 def test_the_calibration_stop_reads_the_membership_signal(tiny_lm, sets):
-    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra", steps=40, batch_size=8, alpha=1.0, calibrate_every=4,
-                  calibrate_attack="loss", calibration=(sets.forget_items, sets.calibration_items), progress=False)
+    stop = CalibrationStop(sets.forget_items, sets.calibration_items, every=4, attack="loss")
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra", steps=40, batch_size=8, alpha=1.0, callbacks=[stop],
+                  progress=False)
     checks = run.log.dropna(subset=["calibration_auc"])
     assert len(checks) >= 1 and checks.step.iloc[0] == 4
     if run.stopped_at is not None:
@@ -91,10 +97,53 @@ def test_the_calibration_stop_reads_the_membership_signal(tiny_lm, sets):
     ({"method": "forget_everything"}, "unknown unlearning method"),
     ({"learning_rate": 1.0}, "unknown unlearning hyper"),
     ({"steps": 0}, "steps must be an integer in"), ({"prior": "cauchy"}, "prior"),
-    ({"retain_loss": "mse"}, "retain_loss"), ({"calibrate_attack": "reference"}, "calibrate_attack")])
+    ({"retain_loss": "mse"}, "retain_loss"), ({"calibrate_attack": "loss"}, "unknown unlearning hyper")])
 def test_bad_settings_are_clear_errors(tiny_lm, sets, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         unlearn(tiny_lm, sets.forget, sets.retain, **{"method": "sra", "steps": 1, "progress": False, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, message", [({"attack": "reference"}, "calibration attack must be one of"),
+                                             ({"attack": "oracle"}, "calibration attack"),
+                                             ({"every": 0}, "every .* must be an integer"),
+                                             ({"every": True}, "every .* must be an integer")])
+def test_bad_calibration_settings_are_clear_errors(sets, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        CalibrationStop(sets.forget_items, sets.calibration_items, **kwargs)
+
+
+def test_a_callback_sees_every_step_adds_log_columns_and_stops_training(tiny_lm, sets):
+    class Recorder(Callback):
+        def __init__(self, stop_at=None):
+            self.budget, self.seen, self.stop_at = None, [], stop_at
+
+        def on_train_begin(self, config):
+            self.budget = config.steps
+
+        def on_step_end(self, step, model, tokenizer, record):
+            assert model.training and tokenizer is tiny_lm.tokenizer and record["step"] == step
+            self.seen.append(step)
+            record["twice_loss"] = 2 * record["loss"]
+            return step == self.stop_at
+
+    plain = unlearn(tiny_lm, sets.forget, sets.retain, "grad_diff", steps=4, batch_size=4, progress=False)
+    first, second = Recorder(stop_at=2), Recorder()
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "grad_diff", steps=4, batch_size=4, progress=False,
+                  callbacks=[first, second])
+    assert first.budget == second.budget == 4 and first.seen == second.seen == [1, 2]  # both called at the stop
+    assert run.stopped_at == 2 and run.lm.info["unlearning"]["stopped_at"] == 2 and list(run.log.step) == [1, 2]
+    assert list(run.log.twice_loss) == [2 * x for x in run.log.loss]
+    assert list(run.log.loss) == list(plain.log.loss[:2])  # callbacks change nothing in training
+
+
+def test_the_parameter_pathway_imports_nothing_from_evaluation():
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; import sbu.unlearn, sbu.unlearn.forget_sets, sbu.unlearn.loop, sbu.unlearn.losses, "
+            "sbu.unlearn.methods; [m.configure() for m in sbu.unlearn.METHODS.values()]; "
+            "print([m for m in sys.modules if m.startswith('sbu.eval')])")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_method_declares_its_facts():

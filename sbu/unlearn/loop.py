@@ -10,10 +10,10 @@ The methods, their facts and their hyper-parameters are records in :data:`sbu.un
 asks them, and has no case of its own per method. The reference θ0 (for KL-to-θ0 retain terms and NPO) is the
 same network with the adapter switched off — no second copy in memory.
 
-**Calibration stop**: with ``calibration=(forget_items, nonmember_items)`` the run checks every
-``calibrate_every`` steps the Min-K%++ membership AUC of the forget probes against never-seen patients, and stops
-once it is ≤ 0.5 — the forget set then looks like unseen data, instead of being driven as far as the loss goes
-(over-unlearning is detectable too: AUC well below 0.5).
+**Callbacks**, as a transformers ``Trainer`` takes them: after each step every :class:`Callback` sees the step
+number, the model, the tokenizer and the step's log record; it may add columns to the record and stop training.
+The calibration stop (:class:`sbu.eval.calibration.CalibrationStop`) is one: it belongs to evaluation, which the
+parameter pathway does not import.
 """
 
 from __future__ import annotations
@@ -39,6 +39,18 @@ from sbu.model.recipe import Example
 from sbu.unlearn.methods import METHODS, References, Step, UnlearnConfig
 
 
+class Callback:
+    """Called by :func:`unlearn` around training; subclass it and override what you need."""
+
+    def on_train_begin(self, config: UnlearnConfig) -> None:
+        """Before the first step, with the run's config (``config.steps`` is the budget)."""
+
+    def on_step_end(self, step: int, model: torch.nn.Module, tokenizer, record: dict) -> bool:
+        """After optimizer step ``step`` (from 1): may add fields to ``record``, the step's row of the log; True
+        stops training after this step."""
+        return False
+
+
 @dataclass
 class Unlearned:
     """An unlearned model (the base model + a LoRA adapter), its per-step log, and what it cost."""
@@ -48,7 +60,7 @@ class Unlearned:
     config: UnlearnConfig
     log: pd.DataFrame
     seconds: float
-    stopped_at: int | None = None  # the step the calibration stop ended training at (None: the full budget)
+    stopped_at: int | None = None  # the step a callback stopped training at (None: the full budget)
 
     def save(self, path: str | Path) -> Path:
         """Save the adapter (``save_pretrained``: adapter weights and config only), the tokenizer and the log."""
@@ -80,10 +92,11 @@ def _random_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], method: str = "sra", *,
-            calibration: tuple | None = None, progress: bool = True, **hparams) -> Unlearned:
+            callbacks: Sequence[Callback] = (), progress: bool = True, **hparams) -> Unlearned:
     """Unlearn ``forget`` from ``lm`` while keeping ``retain``, by ``method`` (a key of :data:`METHODS`) on a
     LoRA adapter; ``hparams`` override the method's config (an :class:`UnlearnConfig`; a hyper-parameter the method
-    does not have is a :class:`ConfigError`). ``lm`` itself is never changed."""
+    does not have is a :class:`ConfigError`); ``callbacks`` are called after every step. ``lm`` itself is never
+    changed."""
     if method not in METHODS:
         raise ConfigError(f"unknown unlearning method {method!r}; choose one of {', '.join(METHODS)}")
     spec = METHODS[method]
@@ -111,6 +124,8 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     forget_batches = random_batches(encoded_forget, config.batch_size, pad, generator)
     retain_batches = random_batches(encoded_retain, config.batch_size, pad, generator) if encoded_retain else None
 
+    for callback in callbacks:
+        callback.on_train_begin(config)
     log, stopped_at = [], None
     started = time.perf_counter()
     bar = tqdm(total=config.steps, desc=f"unlearn ({method})", disable=not progress, unit="step")
@@ -126,10 +141,9 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
         record = {"step": step_no, "loss": loss.item(), "forget_term": forget_term.item(),
                   "retain_term": None if retain_term is None else retain_term.item(),
                   "seconds": time.perf_counter() - started}
-        if calibration is not None and (step_no % config.calibrate_every == 0 or step_no == config.steps):
-            record["calibration_auc"] = calibration_auc(model, tokenizer, *calibration, attack=config.calibrate_attack)
-            if record["calibration_auc"] <= 0.5:
-                stopped_at = step_no
+        stops = [callback.on_step_end(step_no, model, tokenizer, record) for callback in callbacks]  # all of them
+        if any(stops):
+            stopped_at = step_no
         log.append(record)
         bar.update()
         bar.set_postfix(loss=f"{record['loss']:.3f}")
@@ -142,14 +156,3 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     info = {**lm.info, "unlearning": {"method": method, **asdict(config), "stopped_at": stopped_at}}
     return Unlearned(CausalLM(model, tokenizer, lm.path, info), method, config, pd.DataFrame(log), seconds, stopped_at)
 
-
-def calibration_auc(model, tokenizer, forget_items, nonmember_items, attack: str = "min_k_plus_plus") -> float:
-    """ROC-AUC of an attack (default Min-K%++) on the forget probes (members) against never-seen probes."""
-    from sbu.eval.mia import ATTACKS, roc_auc
-
-    was_training = model.training
-    model.eval()
-    score = ATTACKS[attack]
-    auc = roc_auc(score(model, tokenizer, forget_items), score(model, tokenizer, nonmember_items))
-    model.train(was_training)
-    return auc

@@ -51,21 +51,13 @@ class UnlearnConfig:
     lora_targets: tuple[str, ...] = ("c_attn", "c_proj", "c_fc")  # GPT-2's attention and MLP projections
     alpha: float = 5.0  # weight of the retain term
     seed: int = 0
-    calibrate_every: int = 5  # steps between calibration checks (when a calibration set is given)
-    calibrate_attack: str = "min_k_plus_plus"  # the membership signal the calibration stop reads (sbu.eval.mia)
 
     def __post_init__(self):
-        for name, most in (("steps", 1_000_000), ("batch_size", 4096), ("lora_rank", 1024),
-                           ("calibrate_every", 1_000_000)):
+        for name, most in (("steps", 1_000_000), ("batch_size", 4096), ("lora_rank", 1024)):
             _check_integer(self, name, most)
         _check_positive(self, "lr")
         if self.alpha < 0:
             raise ConfigError(f"alpha must be ≥ 0, got {self.alpha!r}")
-        from sbu.eval.mia import ATTACKS
-
-        if self.calibrate_attack not in ATTACKS or self.calibrate_attack == "reference":
-            raise ConfigError(f"calibrate_attack must be one of {', '.join(a for a in ATTACKS if a != 'reference')}, "
-                              f"got {self.calibrate_attack!r}")
 
 
 @dataclass(frozen=True)
