@@ -28,8 +28,9 @@ class ExperimentConfig:
     pubmedqa: PubMedStudyConfig = field(default_factory=PubMedStudyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # the notebooks' unlearning budget (optimizer steps) when their unlearn_steps is 0. Smoke: on its model, 100 steps
-    # of SRA met the forget-accuracy and retain targets that 200 missed (over-unlearned: retain 0.94 of base)
+    # the unlearning budget (optimizer steps): the notebooks' when their unlearn_steps is 0, sbu forget's without
+    # --steps. Smoke: on its model, 100 steps of SRA met the forget-accuracy and retain targets that 200 missed
+    # (over-unlearned: retain 0.94 of base; docs/tuning.md)
     unlearn_steps: int = 100
 
     def __post_init__(self):
