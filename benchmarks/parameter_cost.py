@@ -5,7 +5,7 @@ Each phase runs in its own fresh process (spawned one after the other, never at 
 inherits the other's allocations:
 
 - ``sra``: load the base model (from the cache; training it is not SRA's cost), build the forget and retain sets,
-  then time ``sbu.model.unlearn.unlearn(..., "sra")`` with the default budget;
+  then time ``sbu.unlearn.loop.unlearn(..., "sra")`` with the profile's budget (``unlearn_steps``);
 - ``retrain``: train the retrain gold standard from scratch (``trained_model(..., exclude=forget_split)`` into an
   empty cache folder, so it really trains).
 
@@ -77,7 +77,8 @@ def _phase(name: str, profile: str, seed: int, queue, sra_hparams: dict | None =
         sets = unlearning_sets(corpus, ForgetSet.of_split(corpus, config.forget_split), seed=seed)
         with RssSampler() as rss:
             started = time.perf_counter()
-            unlearn(base, sets.forget, sets.retain, "sra", seed=seed, progress=False, **(sra_hparams or {}))
+            unlearn(base, sets.forget, sets.retain, "sra", seed=seed, progress=False,
+                    **{"steps": config.unlearn_steps, **(sra_hparams or {})})
             seconds = time.perf_counter() - started
     else:
         with tempfile.TemporaryDirectory(prefix="sbu-retrain-") as cache, RssSampler() as rss:

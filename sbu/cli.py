@@ -146,6 +146,14 @@ def _protocol(work: Path, store, model_path: str | None, corpus_ref: dict, confi
     return ForgetProtocol(work, store, lm, corpus, config, corpus_ref=corpus_ref, log=_say)
 
 
+def _unlearn_budget(args) -> dict:
+    """SRA's steps per round: ``--steps``, else the profile's unlearning budget, as in the notebooks."""
+    from sbu.config import ExperimentConfig
+
+    steps = args.steps if args.steps is not None else ExperimentConfig.from_profile(args.profile).unlearn_steps
+    return {"steps": steps}
+
+
 def forget(args) -> int:
     from sbu.errors import StoreError
     from sbu.memory import open_store
@@ -155,8 +163,8 @@ def forget(args) -> int:
         if not args.store.startswith("http"):
             raise StoreError(f"sbu forget needs a memory that outlives the process (oxigraph:PATH or an endpoint), "
                              f"got {args.store!r}: an in-memory store could not be resumed")
-    unlearn = {"steps": args.steps} if args.steps else {}
-    config = ProtocolConfig(epsilon=args.epsilon, max_rounds=args.max_rounds, unlearn=unlearn, seed=args.seed or 0)
+    config = ProtocolConfig(epsilon=args.epsilon, max_rounds=args.max_rounds, unlearn=_unlearn_budget(args),
+                            seed=args.seed or 0)
     with open_store(args.store, create=False) as store:
         protocol = _protocol(Path(args.work), store, args.model, _corpus_ref(args), config)
         certificate = protocol.submit(args.patient)

@@ -32,7 +32,9 @@ class ExperimentConfig:
     pubmedqa: PubMedStudyConfig = field(default_factory=PubMedStudyConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    unlearn_steps: int = 100  # the unlearning budget (optimizer steps) of every method and request (docs/tuning.md)
+    # the unlearning budget (optimizer steps) of every method and request: the notebooks' when their unlearn_steps is
+    # 0, sbu forget's without --steps (docs/tuning.md)
+    unlearn_steps: int = 100
 
     def __post_init__(self):
         checks.integer("unlearn_steps", self.unlearn_steps, 1)

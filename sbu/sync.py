@@ -55,7 +55,8 @@ from sbu.model.network import CausalLM, load
 from sbu.model.scoring import accuracy
 from sbu.retrieval.hybrid import Retriever
 from sbu.unlearn.forget_sets import qa_example, unlearning_sets
-from sbu.unlearn.loop import METHODS, UnlearnConfig, load_adapter, unlearn
+from sbu.unlearn.loop import load_adapter, unlearn
+from sbu.unlearn.methods import METHODS
 
 STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
 ROUND_STATES = ("MEMORY", "PARAMETER", "VERIFY")  # the states a round repeats
@@ -68,7 +69,7 @@ class ProtocolConfig:
     max_rounds: int = 3  # K: MEMORY → PARAMETER → VERIFY at most this many times
     k: int = 3  # documents the agent retrieves per question
     method: str = "sra"  # the unlearning method of the PARAMETER step (a name in sbu.unlearn.METHODS)
-    unlearn: dict = field(default_factory=dict)  # its hyper-parameters (sbu.unlearn.loop.UnlearnConfig)
+    unlearn: dict = field(default_factory=dict)  # its hyper-parameters (sbu.unlearn.methods: the method's config)
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
@@ -83,7 +84,7 @@ class ProtocolConfig:
         checks.choice("method", self.method, METHODS)
         if not isinstance(self.unlearn, dict):
             raise ConfigError(f"unlearn must be a dict of unlearning hyper-parameters, got {self.unlearn!r}")
-        UnlearnConfig.of(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
+        METHODS[self.method].configure(**self.unlearn)  # unknown or bad hyper-parameters fail now, not in PARAMETER
 
 
 @dataclass

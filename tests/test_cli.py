@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from argparse import Namespace
 
-from sbu.cli import main
+from sbu.cli import _unlearn_budget, main
+from sbu.config import ExperimentConfig
 from sbu.data.schema import Corpus
+from sbu.unlearn.methods import UnlearnConfig
 
 
 def test_cohort_command_writes_a_readable_corpus(tmp_path):
@@ -28,3 +31,11 @@ def test_run_refuses_an_unknown_notebook(tmp_path, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "sbu.cli", "--help"], capture_output=True, text=True, check=True)
     assert "model-report" in out.stdout and "run" in out.stdout
+
+
+def test_forget_unlearns_for_the_profiles_budget_unless_given_steps():
+    for profile in ("smoke", "smoke-study", "paper"):
+        expected = ExperimentConfig.from_profile(profile).unlearn_steps
+        assert _unlearn_budget(Namespace(steps=None, profile=profile)) == {"steps": expected}
+    assert _unlearn_budget(Namespace(steps=None, profile="smoke"))["steps"] != UnlearnConfig().steps  # as notebooks
+    assert _unlearn_budget(Namespace(steps=7, profile="smoke")) == {"steps": 7}

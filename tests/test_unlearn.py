@@ -1,20 +1,35 @@
 """LoRA unlearning on the tiny model: every registered method runs, the base model is never changed, adapters save,
-reload and merge to the same function, SRA pushes the forget answers away; forget sets from a plan or a split."""
+reload and merge to the same function, SRA pushes the forget answers away; the method registry and each method's
+own hyper-parameters; forget sets from a plan or a split."""
 
 from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
 
 from sbu.data.forget_set import ForgetSet
 from sbu.errors import ConfigError
+from sbu.eval.calibration import CalibrationStop
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
+from sbu.model.batches import collate, encode_example
+from sbu.model.recipe import Example
 from sbu.model.scoring import answer_losses
+from sbu.unlearn import losses
 from sbu.unlearn.forget_sets import unlearning_sets
-from sbu.unlearn.loop import METHODS, load_adapter, unlearn
+from sbu.unlearn.loop import METHODS, Callback, load_adapter, unlearn
+from sbu.unlearn.losses import answer_mask
+from sbu.unlearn.methods import NPOConfig, References, SimNPOConfig, SRAConfig, UnlearnConfig, idk_answer, register
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +50,8 @@ def test_every_method_trains_an_adapter_and_leaves_the_base_model_alone(tiny_lm,
     assert all(torch.equal(before[k], after[k]) for k in before), "the base model changed"
     trainable = [n for n, p in run.lm.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+    assert isinstance(run.config, METHODS[method].config) and run.config.steps == 3
+    assert run.lm.info["unlearning"] == {"method": method, **asdict(run.config), "stopped_at": None}
 
 
 def test_sra_pushes_the_forget_answers_away_more_than_the_retained_ones(tiny_lm, tiny_corpus, sets):
@@ -66,8 +83,9 @@ def test_an_adapter_saves_reloads_and_merges_to_the_same_function(tiny_lm, sets,
 
 
 def test_the_calibration_stop_reads_the_membership_signal(tiny_lm, sets):
-    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra", steps=40, batch_size=8, alpha=1.0, calibrate_every=4,
-                  calibrate_attack="loss", calibration=(sets.forget_items, sets.calibration_items), progress=False)
+    stop = CalibrationStop(sets.forget_items, sets.calibration_items, every=4, attack="loss")
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra", steps=40, batch_size=8, alpha=1.0, callbacks=[stop],
+                  progress=False)
     checks = run.log.dropna(subset=["calibration_auc"])
     assert len(checks) >= 1 and checks.step.iloc[0] == 4
     if run.stopped_at is not None:
@@ -80,10 +98,127 @@ def test_the_calibration_stop_reads_the_membership_signal(tiny_lm, sets):
     ({"method": "forget_everything"}, "unknown unlearning method"),
     ({"learning_rate": 1.0}, "unknown unlearning hyper"),
     ({"steps": 0}, "steps must be an integer in"), ({"prior": "cauchy"}, "prior"),
-    ({"retain_loss": "mse"}, "retain_loss"), ({"calibrate_attack": "reference"}, "calibrate_attack")])
+    ({"retain_loss": "mse"}, "retain_loss"), ({"calibrate_attack": "loss"}, "unknown unlearning hyper")])
 def test_bad_settings_are_clear_errors(tiny_lm, sets, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         unlearn(tiny_lm, sets.forget, sets.retain, **{"method": "sra", "steps": 1, "progress": False, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, message", [({"attack": "reference"}, "calibration attack must be one of"),
+                                             ({"attack": "oracle"}, "calibration attack"),
+                                             ({"every": 0}, "every .* must be an integer"),
+                                             ({"every": True}, "every .* must be an integer")])
+def test_bad_calibration_settings_are_clear_errors(sets, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        CalibrationStop(sets.forget_items, sets.calibration_items, **kwargs)
+
+
+def test_a_callback_sees_every_step_adds_log_columns_and_stops_training(tiny_lm, sets):
+    class Recorder(Callback):
+        def __init__(self, stop_at=None):
+            self.budget, self.seen, self.stop_at = None, [], stop_at
+
+        def on_train_begin(self, config):
+            self.budget = config.steps
+
+        def on_step_end(self, step, model, tokenizer, record):
+            assert model.training and tokenizer is tiny_lm.tokenizer and record["step"] == step
+            self.seen.append(step)
+            record["twice_loss"] = 2 * record["loss"]
+            return step == self.stop_at
+
+    plain = unlearn(tiny_lm, sets.forget, sets.retain, "grad_diff", steps=4, batch_size=4, progress=False)
+    first, second = Recorder(stop_at=2), Recorder()
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "grad_diff", steps=4, batch_size=4, progress=False,
+                  callbacks=[first, second])
+    assert first.budget == second.budget == 4 and first.seen == second.seen == [1, 2]  # both called at the stop
+    assert run.stopped_at == 2 and run.lm.info["unlearning"]["stopped_at"] == 2 and list(run.log.step) == [1, 2]
+    assert list(run.log.twice_loss) == [2 * x for x in run.log.loss]
+    assert list(run.log.loss) == list(plain.log.loss[:2])  # callbacks change nothing in training
+
+
+def test_the_parameter_pathway_imports_nothing_from_evaluation():
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; import sbu.unlearn, sbu.unlearn.forget_sets, sbu.unlearn.loop, sbu.unlearn.losses, "
+            "sbu.unlearn.methods; [m.configure() for m in sbu.unlearn.METHODS.values()]; "
+            "print([m for m in sys.modules if m.startswith('sbu.eval')])")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_method_declares_its_facts():
+    assert list(METHODS) == ["sra", "grad_ascent", "grad_diff", "npo", "simnpo", "me", "idk_nll"]  # notebooks' order
+    for name, method in METHODS.items():
+        assert method.name == name and callable(method.loss) and issubclass(method.config, UnlearnConfig)
+        assert isinstance(method.needs_retain, bool) and callable(method.targets) and callable(method.random_model)
+    assert [name for name, method in METHODS.items() if not method.needs_retain] == ["grad_ascent"]
+    configs = {name: method.config for name, method in METHODS.items() if method.config is not UnlearnConfig}
+    assert configs == {"sra": SRAConfig, "npo": NPOConfig, "simnpo": SimNPOConfig}
+    shared = {f.name for f in fields(UnlearnConfig)}
+    assert {"steps", "batch_size", "lr", "lora_rank", "lora_alpha", "lora_targets", "alpha", "seed"} <= shared
+    assert {f.name for f in fields(SRAConfig)} - shared == {"tau", "prior", "retain_loss"}
+    assert {f.name for f in fields(NPOConfig)} - shared == {"beta"}
+    assert {f.name for f in fields(SimNPOConfig)} - shared == {"simnpo_beta", "simnpo_gamma"}
+    assert METHODS["sra"].random_model(SRAConfig(prior="random_model"))
+    assert not any(m.random_model(m.config()) for m in METHODS.values())  # not with the default prior, nor others
+    forget = [Example("Question: Who?\nAnswer:", " Ann"), Example("", "Ann lives in Oslo."),
+              Example("Question: Where?\nAnswer:", " Oslo")]
+    assert METHODS["idk_nll"].targets(forget) == [Example(forget[0].prompt, idk_answer(0)),
+                                                  Example(forget[2].prompt, idk_answer(1))]
+    assert all(m.targets(forget) == forget for name, m in METHODS.items() if name != "idk_nll")
+
+
+def test_a_method_registered_with_the_decorator_runs_through_unlearn(tiny_lm, sets):
+    @dataclass(frozen=True)
+    class ScaledConfig(UnlearnConfig):
+        scale: float = 0.5
+
+    try:
+        @register("scaled_ascent", config=ScaledConfig, needs_retain=False)
+        def scaled_ascent(step):
+            return step.config.scale * losses.grad_ascent(step.logits("forget"), step.labels("forget")), None
+
+        assert list(METHODS)[-1] == "scaled_ascent" and METHODS["scaled_ascent"].loss is scaled_ascent
+        run = unlearn(tiny_lm, sets.forget, [], "scaled_ascent", steps=2, batch_size=4, scale=1.0, progress=False)
+        reference = unlearn(tiny_lm, sets.forget, [], "grad_ascent", steps=2, batch_size=4, progress=False)
+        assert run.config == ScaledConfig(steps=2, batch_size=4, scale=1.0)
+        assert run.lm.info["unlearning"]["scale"] == 1.0 and run.log.retain_term.isna().all()
+        assert list(run.log.loss) == list(reference.log.loss)  # scale 1 is GradAscent, draw for draw
+        with pytest.raises(ConfigError, match="tau for scaled_ascent"):
+            unlearn(tiny_lm, sets.forget, [], "scaled_ascent", steps=1, tau=2.0, progress=False)
+        with pytest.raises(ConfigError, match="already registered"):
+            register("scaled_ascent")(scaled_ascent)
+    finally:
+        METHODS.pop("scaled_ascent", None)
+    assert "scaled_ascent" not in METHODS
+
+
+def test_a_method_that_needs_a_retain_set_refuses_an_empty_one(tiny_lm, sets):
+    with pytest.raises(ConfigError, match="npo needs a retain set"):
+        unlearn(tiny_lm, sets.forget, [], "npo", steps=1, progress=False)
+
+
+@pytest.mark.parametrize("method, hparam, owner", [
+    ("npo", "tau", "sra"), ("sra", "beta", "npo"), ("grad_diff", "simnpo_gamma", "simnpo"), ("simnpo", "prior", "sra"),
+    ("idk_nll", "retain_loss", "sra")])
+def test_a_hyper_parameter_of_another_method_is_an_error_naming_the_methods_own(tiny_lm, sets, method, hparam, owner):
+    own = ", ".join(sorted(f.name for f in fields(METHODS[method].config)))
+    with pytest.raises(ConfigError, match="unknown unlearning hyper-parameter") as error:
+        unlearn(tiny_lm, sets.forget, sets.retain, method, steps=1, progress=False, **{hparam: 1.0})
+    message = str(error.value)
+    assert f"{hparam} for {method} ({hparam} is a hyper-parameter of {owner})" in message
+    assert message.endswith(f"{method}'s hyper-parameters: {own}") and hparam not in own.split(", ")
+
+
+@pytest.mark.parametrize("method, hparams", [
+    ("sra", {"tau": 0.5, "prior": "uniform", "retain_loss": "nll"}), ("npo", {"beta": 0.3}),
+    ("simnpo", {"simnpo_beta": 1.5, "simnpo_gamma": 0.5})])
+def test_each_method_takes_its_own_hyper_parameters_under_todays_names(method, hparams):
+    config = METHODS[method].configure(steps=7, lora_targets=["c_attn"], **hparams)
+    assert {name: getattr(config, name) for name in hparams} == hparams
+    assert config.steps == 7 and config.lora_targets == ("c_attn",)
+    assert METHODS[method].configure().steps == UnlearnConfig().steps == 200  # the budget where no profile is known
 
 
 def test_forget_sets_from_a_plan_equal_those_from_the_split(tiny_corpus):
@@ -107,16 +242,10 @@ def test_retain_and_calibration_sets_hold_no_forgotten_holdout_or_validation_pat
 
 
 def test_cached_reference_logits_equal_a_forward_pass_of_theta0_at_every_answer_position(tiny_lm, sets):
-    from peft import LoraConfig, get_peft_model
-
-    from sbu.model.batches import collate, encode_example
-    from sbu.unlearn.loop import References
-    from sbu.unlearn.losses import answer_mask
-
     tokenizer = tiny_lm.tokenizer
     encoded = [encode_example(tokenizer, x.prompt, x.target) for x in sets.retain[:12]]
     lora = LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True, init_lora_weights=False)
-    model = get_peft_model(__import__("copy").deepcopy(tiny_lm.model), lora)  # a non-zero adapter: θ ≠ θ0
+    model = get_peft_model(copy.deepcopy(tiny_lm.model), lora)  # a non-zero adapter: θ ≠ θ0
     references = References(model, {"retain": encoded}, tokenizer.pad_token_id, batch_size=5)
     chosen = [7, 2, 11, 0]
     batch = {**collate([encoded[i] for i in chosen], tokenizer.pad_token_id), "index": torch.tensor(chosen)}

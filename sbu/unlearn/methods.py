@@ -1,0 +1,267 @@
+"""Unlearning methods as records: each declares its loss, its facts and its own hyper-parameters.
+
+A method is one function decorated with :func:`register`: it takes the :class:`Step` (the model, one forget and
+one retain batch, the config) and returns its forget term and its retain term (None when it has none); the loop
+minimises ``forget + alpha · retain``. The decorator states what the loop must know about it — its config class,
+whether it needs a retain set, how it rewrites the forget targets, whether it needs a randomly initialised model
+— so that the loop holds no per-method cases. Each method's config extends :class:`UnlearnConfig` with its own
+hyper-parameters (as peft gives each adapter type its own config), so a hyper-parameter of another method is an
+error rather than silently ignored. The formulas are in :mod:`sbu.unlearn.losses`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from sbu import checks
+from sbu.errors import ConfigError
+from sbu.model.batches import collate
+from sbu.model.recipe import Example
+from sbu.unlearn import losses
+
+IDK_ANSWERS = ("I don't know.", "I have no idea.", "I cannot say.", "That is not something I know.")
+
+
+# -- configs ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """The settings every method shares: the budget, the LoRA adapter, the optimizer, the retain weight, the seed.
+    The defaults were chosen for SRA on the smoke cohort from validation data, not test data (docs/tuning.md);
+    an experiment profile's ``unlearn_steps`` is the budget wherever a profile is known."""
+
+    steps: int = 200  # the budget: optimizer steps, the same for every method
+    batch_size: int = 16
+    lr: float = 2e-3
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("c_attn", "c_proj", "c_fc")  # GPT-2's attention and MLP projections
+    alpha: float = 5.0  # weight of the retain term
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, most in (("steps", 1_000_000), ("batch_size", 4096), ("lora_rank", 1024)):
+            checks.integer(name, getattr(self, name), 1, most)
+        checks.number("lr", self.lr, positive=True)
+        checks.number("alpha", self.alpha, 0)
+
+
+@dataclass(frozen=True)
+class SRAConfig(UnlearnConfig):
+    tau: float = 1.0  # temperature of the Gaussian reference (large τ → uniform)
+    prior: str = "gaussian"  # the reference: "gaussian", "uniform" or "random_model"
+    retain_loss: str = "kl"  # "kl": KL(p_θ0 ‖ p_θ) on D_r; "nll": NLL on D_r
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks.number("tau", self.tau, positive=True)
+        checks.choice("prior", self.prior, losses.SRA_PRIORS)
+        checks.choice("retain_loss", self.retain_loss, ("kl", "nll"))
+
+
+@dataclass(frozen=True)
+class NPOConfig(UnlearnConfig):
+    beta: float = 0.1  # NPO's β: the inverse temperature of the log-ratio to θ0
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks.number("beta", self.beta, positive=True)
+
+
+@dataclass(frozen=True)
+class SimNPOConfig(UnlearnConfig):
+    simnpo_beta: float = 2.5  # SimNPO's β on the length-normalised log-likelihood
+    simnpo_gamma: float = 0.0  # SimNPO's reward margin γ
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks.number("simnpo_beta", self.simnpo_beta, positive=True)
+
+
+# -- what a method sees ----------------------------------------------------------------------------------------
+@dataclass
+class Step:
+    """What a method sees at one step: the model, the two batches, the config, and lazily the logits. θ0's logits
+    come from :class:`References`, computed once per set, not from a second forward pass every step."""
+
+    model: torch.nn.Module
+    forget: dict
+    retain: dict
+    config: UnlearnConfig
+    generator: torch.Generator
+    random_model: torch.nn.Module | None = None
+    reference: References | None = None
+    _cache: dict = field(default_factory=dict)
+
+    def logits(self, which: str) -> torch.Tensor:
+        if which not in self._cache:
+            batch = getattr(self, which)
+            self._cache[which] = self.model(input_ids=batch["input_ids"],
+                                            attention_mask=batch["attention_mask"]).logits
+        return self._cache[which]
+
+    def reference_logits(self, which: str) -> torch.Tensor:
+        """θ0's logits on a batch (at answer positions; zeros elsewhere, which no loss reads), no gradient."""
+        key = "ref_" + which
+        if key not in self._cache:
+            self._cache[key] = self.reference.logits(which, getattr(self, which))
+        return self._cache[key]
+
+    def labels(self, which: str) -> torch.Tensor:
+        return getattr(self, which)["labels"]
+
+    def retain_term(self, kind: str) -> torch.Tensor:
+        if kind == "kl":
+            return losses.kl_to_reference(self.logits("retain"), self.labels("retain"),
+                                          self.reference_logits("retain"))
+        return losses.nll(self.logits("retain"), self.labels("retain"))
+
+
+class References:
+    """θ0's logits at the answer positions of every training example of a set, computed on first use in batches
+    without gradient and with the adapter switched off (θ0 — no second copy of the network), then kept: answers are
+    a few tokens and the vocabulary small, so this is kilobytes per example. ``logits(which, batch)`` lays them out as
+    a [batch, time, vocab] tensor for the losses, which read answer positions only (zeros elsewhere)."""
+
+    def __init__(self, model: torch.nn.Module, encoded: dict[str, list], pad_id: int, batch_size: int = 16):
+        self.model, self.encoded, self.pad_id, self.batch_size = model, encoded, pad_id, batch_size
+        self.rows: dict[str, list[torch.Tensor]] = {}
+
+    def _compute(self, which: str) -> list[torch.Tensor]:
+        rows, encoded, model = [], self.encoded[which], self.model
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), model.disable_adapter():
+            for start in range(0, len(encoded), self.batch_size):
+                batch = collate(encoded[start: start + self.batch_size], self.pad_id)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                mask = losses.answer_mask(batch["labels"])
+                rows.extend(logits[row, :-1][mask[row]].clone() for row in range(len(mask)))
+        model.train(was_training)
+        return rows
+
+    def logits(self, which: str, batch: dict) -> torch.Tensor:
+        if which not in self.rows:
+            self.rows[which] = self._compute(which)
+        rows, labels = self.rows[which], batch["labels"]
+        out = torch.zeros(*labels.shape, rows[0].shape[-1])
+        mask = losses.answer_mask(labels)
+        for row, index in enumerate(batch["index"].tolist()):
+            out[row, :-1][mask[row]] = rows[index]
+        return out
+
+
+# -- the registry ----------------------------------------------------------------------------------------------
+Terms = tuple[torch.Tensor, torch.Tensor | None]
+
+
+def _never(config: UnlearnConfig) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered method and the facts the loop needs about it."""
+
+    name: str
+    loss: Callable[[Step], Terms]  # the forget term and the retain term (None: no retain term)
+    config: type[UnlearnConfig] = UnlearnConfig  # its hyper-parameters
+    needs_retain: bool = True  # refuses an empty retain set
+    targets: Callable[[Sequence[Example]], list[Example]] = list  # the forget examples it trains on
+    random_model: Callable[[UnlearnConfig], bool] = _never  # does this config need a randomly initialised model?
+
+    def configure(self, **hparams) -> UnlearnConfig:
+        """This method's config from keyword hyper-parameters; an unknown one (or another method's) is an error
+        that names the method's own."""
+        known = [f.name for f in fields(self.config)]
+        unknown = sorted(set(hparams) - set(known))
+        if unknown:
+            owners = {name: [m.name for m in METHODS.values() if name in {f.name for f in fields(m.config)}]
+                      for name in unknown}
+            elsewhere = "".join(f" ({name} is a hyper-parameter of {', '.join(o)})" for name, o in owners.items() if o)
+            raise ConfigError(f"unknown unlearning hyper-parameter(s) {', '.join(unknown)} for {self.name}{elsewhere}; "
+                              f"{self.name}'s hyper-parameters: {', '.join(sorted(known))}")
+        if "lora_targets" in hparams:
+            hparams["lora_targets"] = tuple(hparams["lora_targets"])
+        return self.config(**hparams)
+
+
+METHODS: dict[str, Method] = {}  # name → method, in the order they are registered
+
+
+def register(name: str, *, config: type[UnlearnConfig] = UnlearnConfig, needs_retain: bool = True,
+             targets: Callable[[Sequence[Example]], list[Example]] = list,
+             random_model: Callable[[UnlearnConfig], bool] = _never) -> Callable:
+    """Register the decorated loss function as method ``name`` (see :class:`Method` for the facts)."""
+    if not issubclass(config, UnlearnConfig):
+        raise ConfigError(f"the config of method {name!r} must extend UnlearnConfig, got {config!r}")
+
+    def decorate(loss: Callable[[Step], Terms]) -> Callable[[Step], Terms]:
+        if name in METHODS:
+            raise ConfigError(f"an unlearning method named {name!r} is already registered")
+        METHODS[name] = Method(name, loss, config, needs_retain, targets, random_model)
+        return loss
+
+    return decorate
+
+
+def idk_answer(i: int) -> str:
+    """The i-th "I don't know"-style answer, as an answer continuation."""
+    return " " + IDK_ANSWERS[i % len(IDK_ANSWERS)]
+
+
+def idk_targets(forget: Sequence[Example]) -> list[Example]:
+    """The forget questions, answered "I don't know" (fact sentences have no question, so they are left out)."""
+    return [Example(x.prompt, idk_answer(i)) for i, x in enumerate(x for x in forget if x.prompt)]
+
+
+# -- the methods (registration order is the order of METHODS) --------------------------------------------------
+@register("sra", config=SRAConfig, random_model=lambda c: c.prior == "random_model")
+def sra(step: Step) -> Terms:
+    """Stochastic Reference Alignment: KL from a fresh random reference on the forget answers."""
+    c = step.config
+    reference = None
+    if c.prior == "random_model":
+        batch = step.forget
+        with torch.no_grad():
+            reference = step.random_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    forget = losses.sra(step.logits("forget"), step.labels("forget"), tau=c.tau, prior=c.prior,
+                        generator=step.generator, reference_logits=reference)
+    return forget, step.retain_term(c.retain_loss)
+
+
+@register("grad_ascent", needs_retain=False)
+def grad_ascent(step: Step) -> Terms:
+    return losses.grad_ascent(step.logits("forget"), step.labels("forget")), None
+
+
+@register("grad_diff")
+def grad_diff(step: Step) -> Terms:
+    return losses.grad_ascent(step.logits("forget"), step.labels("forget")), step.retain_term("nll")
+
+
+@register("npo", config=NPOConfig)
+def npo(step: Step) -> Terms:
+    forget = losses.npo(step.logits("forget"), step.labels("forget"), step.reference_logits("forget"),
+                        beta=step.config.beta)
+    return forget, step.retain_term("nll")
+
+
+@register("simnpo", config=SimNPOConfig)
+def simnpo(step: Step) -> Terms:
+    c = step.config
+    return (losses.simnpo(step.logits("forget"), step.labels("forget"), beta=c.simnpo_beta, gamma=c.simnpo_gamma),
+            step.retain_term("nll"))
+
+
+@register("me")
+def max_entropy(step: Step) -> Terms:
+    return losses.max_entropy(step.logits("forget"), step.labels("forget")), step.retain_term("nll")
+
+
+@register("idk_nll", targets=idk_targets)
+def idk_nll(step: Step) -> Terms:
+    """NLL on the forget questions with "I don't know" answers (the targets the registration rewrites)."""
+    return losses.nll(step.logits("forget"), step.labels("forget")), step.retain_term("nll")
