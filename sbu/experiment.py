@@ -24,6 +24,7 @@ from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
 from sbu.model.cache import trained_model
 from sbu.model.network import CausalLM, load
+from sbu.unlearn.methods import METHODS, UnlearnConfig
 
 
 @dataclass
@@ -75,6 +76,13 @@ class Experiment:
         """The gold standard: the same recipe without the forget split's patients (``forget_split``, default the
         experiment's)."""
         return self._model(forget_split or self.config.forget_split)
+
+    def unlearn_config(self, method: str = "sra", **hparams) -> UnlearnConfig:
+        """The config of an unlearning method for this experiment: the profile's budget and the experiment's seed,
+        then ``hparams``."""
+        if method not in METHODS:
+            raise ConfigError(f"unknown unlearning method {method!r}; choose one of {', '.join(METHODS)}")
+        return METHODS[method].configure(**{"steps": self.config.unlearn_steps, "seed": self.config.seed, **hparams})
 
     def model_table(self, models: dict[str, CausalLM]) -> pd.DataFrame:
         """The base-model accuracy table for each named model, side by side."""

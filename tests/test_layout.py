@@ -26,7 +26,7 @@ MAY_IMPORT = {
     "agent": {"data", "memory", "retrieval", "model"},
     "sync": {"data", "memory", "retrieval", "model", "unlearn", "agent"},
     "eval": {"data", "memory", "retrieval", "model", "unlearn", "agent", "sync", "config"},
-    "experiment": {"data", "model", "config", "eval"},
+    "experiment": {"data", "model", "unlearn", "config", "eval"},
     "kernel": set(),
     "batch": {"kernel", "eval"},
     "demo": {"data", "memory", "sync", "config"},

@@ -256,3 +256,19 @@ def test_cached_reference_logits_equal_a_forward_pass_of_theta0_at_every_answer_
     mask = answer_mask(batch["labels"])
     assert torch.allclose(cached[:, :-1][mask], theta0[:, :-1][mask], atol=1e-5)
     assert not torch.allclose(cached[:, :-1][mask], adapted[:, :-1][mask], atol=1e-3)  # the check can fail
+
+
+def test_a_typed_config_from_the_experiment_runs_as_its_keywords_do(tiny_lm, sets, tmp_path):
+    from sbu.experiment import Experiment
+    from sbu.unlearn.methods import SRAConfig
+
+    exp = Experiment.from_params(out_dir=str(tmp_path), unlearn_steps=3, seed=1)
+    config = exp.unlearn_config("sra", tau=2.0)
+    assert isinstance(config, SRAConfig) and (config.steps, config.seed, config.tau) == (3, 1, 2.0)
+    typed = unlearn(tiny_lm, sets.forget, sets.retain, "sra", config=config, progress=False)
+    keywords = unlearn(tiny_lm, sets.forget, sets.retain, "sra", steps=3, seed=1, tau=2.0, progress=False)
+    assert typed.log["loss"].tolist() == keywords.log["loss"].tolist()
+    with pytest.raises(ConfigError, match="either its config"):
+        unlearn(tiny_lm, sets.forget, sets.retain, "npo", config=config, progress=False)
+    with pytest.raises(ConfigError, match="tau"):
+        exp.unlearn_config("npo", tau=2.0)

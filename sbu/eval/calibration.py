@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sbu import checks
 from sbu.data.schema import QAItem
 from sbu.errors import ConfigError
 from sbu.eval.mia import ATTACKS, roc_auc
@@ -43,9 +44,7 @@ class CalibrationStop(Callback):
     _steps: int | None = field(default=None, init=False, repr=False)  # the run's budget, set when it begins
 
     def __post_init__(self):
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or not 0 < self.every <= 1_000_000:
-            raise ConfigError(f"every (steps between calibration checks) must be an integer in [1, 1_000_000], "
-                              f"got {self.every!r}")
+        checks.integer("every (steps between calibration checks)", self.every, 1, 1_000_000)
         if self.attack not in ATTACKS or self.attack == "reference":
             raise ConfigError(f"the calibration attack must be one of "
                               f"{', '.join(a for a in ATTACKS if a != 'reference')}, got {self.attack!r}")

@@ -109,7 +109,7 @@ def run_study(corpus: Corpus, base: CausalLM, retrains: dict[str, CausalLM], *, 
     :func:`sbu.eval.backflow.round_metrics` with split and seed)."""
     conditions = list(conditions or arms())
     checks.integer("rounds", rounds, 1)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"seeds must be a non-empty list of integers ≥ 0, got {list(seeds)!r}")
     missing = [s for s in splits if s not in retrains]
     if missing:

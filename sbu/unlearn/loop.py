@@ -92,11 +92,13 @@ def _random_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], method: str = "sra", *,
-            callbacks: Sequence[Callback] = (), progress: bool = True, **hparams) -> Unlearned:
+            config: UnlearnConfig | None = None, callbacks: Sequence[Callback] = (), progress: bool = True,
+            **hparams) -> Unlearned:
     """Unlearn ``forget`` from ``lm`` while keeping ``retain``, by ``method`` (a key of :data:`METHODS`) on a
     LoRA adapter; ``hparams`` override the method's config (an :class:`UnlearnConfig`; a hyper-parameter the method
     does not have is a :class:`ConfigError`); ``callbacks`` are called after every step. ``lm`` itself is never
-    changed."""
+    changed. ``config`` gives the method's config whole (e.g. :meth:`sbu.experiment.Experiment.unlearn_config`)
+    instead of keyword hyper-parameters."""
     if method not in METHODS:
         raise ConfigError(f"unknown unlearning method {method!r}; choose one of {', '.join(METHODS)}")
     spec = METHODS[method]
@@ -104,7 +106,11 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
         raise ConfigError("the forget set is empty: nothing to unlearn")
     if not retain and spec.needs_retain:
         raise ConfigError(f"{method} needs a retain set; it is empty")
-    config = spec.configure(**hparams)
+    if config is None:
+        config = spec.configure(**hparams)
+    elif hparams or type(config) is not spec.config:
+        raise ConfigError(f"give {method} either its config (a {spec.config.__name__}) or keyword hyper-parameters, "
+                          f"not {type(config).__name__}" + (" and keywords" if hparams else ""))
     set_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     tokenizer = lm.tokenizer
