@@ -50,7 +50,7 @@ def _forgotten(notebook: Path, params: dict) -> list[str]:
         patients |= set(request_patients(corpus, params["requests"]))
     secrets = forgotten_strings(corpus, sorted(patients))
     if "pubmed_abstracts" in params:  # notebook 01 forgets the first abstract of its PubMedQA-L memory
-        pubmed = pubmedqa.load(params.get("pubmedqa_path") or None, limit=params["pubmed_abstracts"])
+        pubmed = pubmedqa.load(params.get("data_path") or None, limit=params["pubmed_abstracts"])
         secrets += forgotten_strings(pubmed, [pubmed.qa[0].about])
     return secrets
 
