@@ -50,6 +50,10 @@ class CrashResume:
     def table(self) -> pd.DataFrame:
         return pd.Series(self.record()).to_frame("crash and resume")
 
+    def describe(self) -> str:
+        return (f"Killed at {self.fault} (exit {self.killed_exit}), resumed (exit {self.resume_exit}); memory equal to "
+                f"the uninterrupted run: {self.same_memory}.")
+
 
 def _sbu(args: list[str], fault: str | None = None) -> subprocess.CompletedProcess:
     """``sbu ARGS`` in a new process (this Python), with ``SBU_FAULT`` set to ``fault`` only."""

@@ -36,5 +36,7 @@ def test_crash_and_resume_kills_sbu_forget_and_resumes_into_the_uninterrupted_me
     assert crash.states_after[-1] == "COMMITTED" and crash.same_memory
     assert not (tmp_path / "crash" / "left over").exists(), "the folder is emptied first"
     assert crash.table().shape == (6, 1) and crash.record()["journal at the crash"] == "RECEIVED → BARRIER → MEMORY"
+    assert crash.describe() == ("Killed at after-MEMORY (exit -9), resumed (exit 0); memory equal to the "
+                                "uninterrupted run: True.")
     with pytest.raises(dataclasses.FrozenInstanceError):
         crash.same_memory = False
