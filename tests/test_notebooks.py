@@ -27,7 +27,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 # What each notebook records: the keys of its metrics.json and the tables in its out_dir. Notebook 01 is the memory
 # pathway alone and loads no model; the base and retrain models' table and targets are notebook 02's.
 RECORDS = {
-    "01": ({"config", "memory"}, []),
+    "01": ({"config", "memory"}, ["memory_requests.csv"]),
     "02": ({"config", "models", "model_table", "reading_by_attribute", "targets", "unlearning", "entropy",
             "sra_targets"}, ["model_table.csv", "reading_by_attribute.csv", "unlearning_table.csv"]),
     "03": ({"config", "models", "backflow", "retrain_forget_accuracy", "certificate", "crash", "requests"},
