@@ -9,6 +9,7 @@ displays of data before it is forgotten go through :func:`sbu.eval.leaks.redact`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import papermill as pm
@@ -22,6 +23,18 @@ from sbu.eval.requests import request_patients
 from sbu.kernel import execute_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+# What each notebook records: the keys of its metrics.json and the tables in its out_dir. Notebook 01 is the memory
+# pathway alone and loads no model; the base and retrain models' table and targets are notebook 02's.
+RECORDS = {
+    "01": ({"config", "memory"}, ["memory_requests.csv"]),
+    "02": ({"config", "models", "model_table", "reading_by_attribute", "targets", "unlearning", "entropy",
+            "sra_targets"}, ["model_table.csv", "reading_by_attribute.csv", "unlearning_table.csv"]),
+    "03": ({"config", "models", "backflow", "retrain_forget_accuracy", "certificate", "crash", "requests"},
+           ["backflow.csv", "requests.csv"]),
+    "04": ({"config", "models", "main_table", "claims", "study_seconds"},
+           ["results.csv", "rounds.csv", "summary.csv", "claims.csv"]),
+}
 
 
 def _defaults(notebook: Path) -> dict:
@@ -37,7 +50,7 @@ def _forgotten(notebook: Path, params: dict) -> list[str]:
         patients |= set(request_patients(corpus, params["requests"]))
     secrets = forgotten_strings(corpus, sorted(patients))
     if "pubmed_abstracts" in params:  # notebook 01 forgets the first abstract of its PubMedQA-L memory
-        pubmed = pubmedqa.load(params.get("pubmedqa_path") or None, limit=params["pubmed_abstracts"])
+        pubmed = pubmedqa.load(params.get("data_path") or None, limit=params["pubmed_abstracts"])
         secrets += forgotten_strings(pubmed, [pubmed.qa[0].about])
     return secrets
 
@@ -55,6 +68,16 @@ def test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot(notebook, tmp_p
     params = _defaults(notebook)
     execute_notebook(notebook, executed, cwd=str(notebook.parent), parameters={"out_dir": str(out)}, progress_bar=False)
     assert (out / "metrics.json").is_file(), "every notebook records its results in metrics.json"
+    keys, tables = RECORDS[notebook.stem[:2]]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert keys <= set(metrics), f"metrics.json lacks {sorted(keys - set(metrics))}"
+    assert [t for t in tables if not (out / t).is_file()] == []
+    if notebook.stem.startswith("01"):
+        assert "models" not in metrics and not (out / "model_table.csv").exists(), "notebook 01 needs no model"
+        assert {"cohort", "pubmedqa", "barrier_refusals"} <= set(metrics["memory"])
+    if notebook.stem.startswith("02"):
+        assert {r["model"] for r in metrics["targets"]} == {"base", "retrain"}, "both models' targets are checked"
+        assert all({"base", "retrain"} <= set(row) for row in metrics["model_table"])
     secrets = _forgotten(notebook, params)
     assert secrets, "the scan must look for something"
     stores = sorted(p for p in out.rglob("store") if p.is_dir())  # on-disk memories: scanned for their own request

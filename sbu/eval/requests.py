@@ -89,3 +89,13 @@ def batch_request(corpus: Corpus, base: CausalLM, patients: Sequence[str], *, wo
     lm = protocol.model_after(certificate.request)
     return pd.DataFrame([_row(f"one request for {len(patients)}", corpus, lm, patients, kept_items, certificate,
                               seconds)])
+
+
+def describe_requests(sequential: pd.DataFrame, together: pd.DataFrame) -> str:
+    """One sentence on the many-requests part: retained accuracy and time per request, one after another and all
+    in one request (the tables of :func:`sequential_requests` and :func:`batch_request`)."""
+    n = len(sequential) - 1  # the first row is the model before any request
+    first, last, one = sequential.iloc[0], sequential.iloc[-1], together.iloc[0]
+    return (f"{n} requests one after another: retained accuracy {first['retain acc (closed-book)']:.3f} → "
+            f"{last['retain acc (closed-book)']:.3f}, {sequential['seconds'].iloc[1:].mean():.1f} s per request; one "
+            f"request for all {n}: retained accuracy {one['retain acc (closed-book)']:.3f} in {one['seconds']:.1f} s.")

@@ -127,7 +127,9 @@ def describe_unlearning(table: pd.DataFrame, targets: pd.DataFrame, entropies: d
     """A few sentences on the comparison, every number read from the run's tables."""
     r = table.loc["retrain"]
     methods = [m for m in table.index if m not in ("base", "retrain")]
-    lines = [f"{int(targets.met.sum())} of {len(targets)} SRA targets met in this run."]
+    read_for = targets["model"].iloc[0] if len(targets) else "sra"  # another method when SRA did not run
+    lines = [f"{int(targets.met.sum())} of {len(targets)} SRA targets met in this run"
+             + ("." if read_for == "sra" else f", read for {read_for} (SRA did not run).")]
     lines += [f"{'Met' if row.met else 'Missed'}: {row.target}: {row.measured:.3f} ({row.wanted})."
               for row in targets.itertuples()]
     closest = min(methods, key=lambda m: abs(table.loc[m, f"{attack} PrivLeak"]))
@@ -138,9 +140,11 @@ def describe_unlearning(table: pd.DataFrame, targets: pd.DataFrame, entropies: d
     if over:
         lines.append("Over-unlearned by the LOSS attack (forget answers less likely than never-seen ones, AUC < 0.4): "
                      + ", ".join(f"{m} ({table.loc[m, 'loss AUC']:.2f})" for m in over) + ".")
-    if entropies and "sra" in entropies.get("forget", {}):
-        f, k = entropies["forget"], entropies["retain"]
+    unlearned = [m for m in (entropies or {}).get("forget", {}) if m not in ("base", "retrain")]
+    if unlearned:  # SRA's, or another method's when SRA did not run
+        f, k, m = entropies["forget"], entropies["retain"], unlearned[0]
+        name = "SRA" if m == "sra" else m
         lines.append(f"Mean answer-token entropy on the forget probes: base {f['base'].mean():.2f}, retrain "
-                     f"{f['retrain'].mean():.2f}, SRA {f['sra'].mean():.2f} nats; on retained patients: base "
-                     f"{k['base'].mean():.2f}, SRA {k['sra'].mean():.2f}.")
+                     f"{f['retrain'].mean():.2f}, {name} {f[m].mean():.2f} nats; on retained patients: base "
+                     f"{k['base'].mean():.2f}, {name} {k[m].mean():.2f}.")
     return "\n".join(lines)
