@@ -13,7 +13,7 @@ What it measures, per memory size × back end (``oxigraph:`` in memory — the d
 - on disk: :meth:`MemoryStore.compact` once after the requests (the O(graph) rewrite that removes deleted plaintext
   from disk), reported apart from forget latency.
 
-And per memory size, the hybrid retriever (:class:`sbu.memory.retrieval.Retriever`, real all-MiniLM-L6-v2 vectors,
+And per memory size, the hybrid retriever (:class:`sbu.retrieval.Retriever`, real all-MiniLM-L6-v2 vectors,
 built once from the default back end: it depends on a back end only through ``live_texts``): index build time
 (``from_store``), search p50/p95 over questions of the cohort, and ``retriever.apply(result)`` after each forget
 (successor texts embedded fresh, in a throwaway cache). Embedding the ~185k texts of the 1M memory takes tens of

@@ -147,7 +147,7 @@ def _protocol(work: Path, store, model_path: str | None, corpus_ref: dict, confi
 
 
 def _unlearn_budget(args) -> dict:
-    """SRA's steps per round: ``--steps``, else the profile's unlearning budget, as in the notebooks."""
+    """The unlearning steps per round: ``--steps``, else the profile's unlearning budget, as in the notebooks."""
     from sbu.config import ExperimentConfig
 
     steps = args.steps if args.steps is not None else ExperimentConfig.from_profile(args.profile).unlearn_steps
@@ -163,8 +163,8 @@ def forget(args) -> int:
         if not args.store.startswith("http"):
             raise StoreError(f"sbu forget needs a memory that outlives the process (oxigraph:PATH or an endpoint), "
                              f"got {args.store!r}: an in-memory store could not be resumed")
-    config = ProtocolConfig(epsilon=args.epsilon, max_rounds=args.max_rounds, unlearn=_unlearn_budget(args),
-                            seed=args.seed or 0)
+    config = ProtocolConfig(epsilon=args.epsilon, max_rounds=args.max_rounds, method=args.method,
+                            unlearn=_unlearn_budget(args), seed=args.seed or 0)
     with open_store(args.store, create=False) as store:
         protocol = _protocol(Path(args.work), store, args.model, _corpus_ref(args), config)
         certificate = protocol.submit(args.patient)
@@ -304,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="smoke")
     p.add_argument("--seed", type=int)
     p.add_argument("--work", default="results/forget", help="journal, adapters, models and certificates")
-    p.add_argument("--steps", type=int, help="SRA steps per round (default: the profile's unlearning budget)")
+    p.add_argument("--method", default="sra", help="the unlearning method of each round (default: sra; any name "
+                   "registered in sbu.unlearn.METHODS)")
+    p.add_argument("--steps", type=int, help="unlearning steps per round (default: the profile's unlearning budget)")
     p.add_argument("--epsilon", type=float, default=0.15, help="leakage allowed at commit")
     p.add_argument("--max-rounds", type=int, default=3)
     p.add_argument("--purge-caches", action="store_true", help="after the commit, delete the cached models that "

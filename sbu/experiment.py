@@ -24,7 +24,8 @@ from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
 from sbu.model.cache import trained_model
 from sbu.model.network import CausalLM, load
-from sbu.unlearn.methods import METHODS, UnlearnConfig
+from sbu.unlearn.methods import UnlearnConfig
+from sbu.unlearn.methods import method as unlearning_method
 
 
 @dataclass
@@ -80,9 +81,8 @@ class Experiment:
     def unlearn_config(self, method: str = "sra", **hparams) -> UnlearnConfig:
         """The config of an unlearning method for this experiment: the profile's budget and the experiment's seed,
         then ``hparams``."""
-        if method not in METHODS:
-            raise ConfigError(f"unknown unlearning method {method!r}; choose one of {', '.join(METHODS)}")
-        return METHODS[method].configure(**{"steps": self.config.unlearn_steps, "seed": self.config.seed, **hparams})
+        defaults = {"steps": self.config.unlearn_steps, "seed": self.config.seed}
+        return unlearning_method(method).configure(**{**defaults, **hparams})
 
     def model_table(self, models: dict[str, CausalLM]) -> pd.DataFrame:
         """The base-model accuracy table for each named model, side by side."""

@@ -58,6 +58,7 @@ from sbu.unlearn.forget_sets import qa_example, unlearning_sets
 from sbu.unlearn.loop import load_adapter, unlearn
 from sbu.unlearn.methods import METHODS
 
+JOURNAL_FORMAT = 2  # how a request's plan is journaled (2: a ForgetSet of record ids, snake_case counts)
 STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
 ROUND_STATES = ("MEMORY", "PARAMETER", "VERIFY")  # the states a round repeats
 AFTER = {"RECEIVED": "BARRIER", "BARRIER": "MEMORY", "MEMORY": "PARAMETER", "PARAMETER": "VERIFY"}  # VERIFY decides
@@ -133,7 +134,6 @@ class ForgetProtocol:
         self.barrier = Barrier.load(store, key)
         self.key = self.barrier.key
         self.retriever = retriever
-        self._own_index = False  # built here: compacted before VERIFY reads it, as a fresh index would be
         self.corpus_ref = corpus_ref or {}
         self.journal = Journal(self.work / "journal.jsonl")
         self.sealer = Sealer(self.key, *self.barrier.retired)
@@ -156,7 +156,7 @@ class ForgetProtocol:
             self._record(token, "RECEIVED", sealed=self.sealer.seal({"targets": list(plan.targets)}),
                          targets=[keyed_hash(self.key, "id", t) for t in plan.targets],
                          store=self.store.url, model=str(self.lm.path), corpus=self.corpus_ref,
-                         config=asdict(self.config))
+                         config=asdict(self.config), format=JOURNAL_FORMAT)
         return self.resume(token)
 
     def resume(self, request: str) -> Certificate:
@@ -164,6 +164,9 @@ class ForgetProtocol:
         records = self.journal.records(request)
         if not records:
             raise JournalError(f"no request {request!r} in {self.journal.path}")
+        if records[0].get("format") != JOURNAL_FORMAT:
+            raise JournalError(f"request {request!r} was journaled by an older sbu (its plan is recorded in another "
+                               "form): finish it with that version, or start the request again in a new --work")
         targets = self.sealer.open(records[0]["sealed"])["targets"]
         while True:
             records = self.journal.records(request)
@@ -200,11 +203,8 @@ class ForgetProtocol:
         return record
 
     def _index(self) -> Retriever:
-        """The retrieval index that follows every forget: the one given, else one built from the store."""
-        if self.retriever is None:
-            self.retriever = Retriever.from_store(self.store)
-            self._own_index = True
-        return self.retriever
+        """The agent's retrieval index: the one given (it follows every forget), else a fresh one over the store."""
+        return self.retriever if self.retriever is not None else Retriever.from_store(self.store)
 
     # -- the states ------------------------------------------------------------------------------------------
     def _barrier(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
@@ -212,11 +212,8 @@ class ForgetProtocol:
         plan = plan_forget(self.store, targets)
         hashes = barrier_entries(self.store, plan, self.barrier)
         self.barrier.raise_for(self.store, iri(f"request/{request}"), hashes)
-        forget_set = plan.forget_set()
         self._record(request, "BARRIER", seconds=time.perf_counter() - started, blocked=len(hashes),
-                     plan=plan.counts(),
-                     sealed=self.sealer.seal({"seeds": sorted(forget_set.seeds),
-                                              "closure": sorted(forget_set.closure)}))
+                     plan=plan.counts(), sealed=self.sealer.seal(plan.forget_set().as_record()))
 
     def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
@@ -226,7 +223,9 @@ class ForgetProtocol:
         if remaining and not (round_no == 1 and applied(self.store, request_node)):
             plan = plan_forget(self.store, remaining)
             index = self._index()
-            index.remove(plan.closure)  # first: a cached vector is named by its text, which the forget deletes
+            # drop the closure's documents and cached vectors first: after a crash between the forget and the
+            # index, nothing could name those vectors again (a cached vector is keyed by its text)
+            index.remove(plan.closure)
             result = apply_forget(self.store, plan, self.barrier, repair=self.config.repair)
             index.apply(result)
             counts = {"pruned": len(result.pruned), "tombstoned": len(result.tombstoned),
@@ -252,8 +251,7 @@ class ForgetProtocol:
     def _parameter(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
         sealed = self.sealer.open(next(r for r in records if r["state"] == "BARRIER")["sealed"])
-        forget_set = ForgetSet(frozenset(sealed["seeds"]), frozenset(sealed["closure"]))
-        sets = unlearning_sets(self.corpus, forget_set, seed=self.config.seed)
+        sets = unlearning_sets(self.corpus, ForgetSet.from_record(sealed), seed=self.config.seed)
         forget = list(sets.forget)
         leaked_ids = {i for r in records if r["state"] == "VERIFY" for i in self.sealer.open(r["sealed"])["leaked"]}
         forget += [qa_example(q) for q in self.corpus.qa if q.id in leaked_ids]  # the probes that leaked
@@ -268,8 +266,6 @@ class ForgetProtocol:
         started = time.perf_counter()
         lm = self._current_model(request, records, round_no + 1)
         retriever = self._index()
-        if self._own_index:
-            retriever.rebuild()  # fresh statistics, so that VERIFY reads what a fresh index over memory gives
         agent = Agent(lm, self.store, retriever, self.barrier, k=self.config.k, key=self.key)
         probes = self.corpus.qa_about(targets)  # direct (train phrasing) and paraphrased (held-out phrasing)
         refused_before = self.barrier.refused

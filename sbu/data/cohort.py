@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sbu import checks
 from sbu.data import knowledge as kb
 from sbu.data import templates as tpl
 from sbu.data.schema import Artifact, Corpus, Entity, Fact, QAItem
@@ -62,17 +63,13 @@ class CohortConfig:
 
     def __post_init__(self):
         for name in ("n_patients", "patients_per_summary"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.n_options, int) or not 2 <= self.n_options <= len(CITIES):
-            raise ConfigError(f"n_options must be an integer in [2, {len(CITIES)}], got {self.n_options!r}")
+            checks.integer(name, getattr(self, name), 1)
+        checks.integer("n_options", self.n_options, 2, len(CITIES))
         for name in ("holdout_share", *(f"forget share {k}" for k in self.forget_shares)):
             value = self.holdout_share if name == "holdout_share" else self.forget_shares[name.split()[-1]]
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise ConfigError(f"{name} must lie strictly between 0 and 1, got {value!r}")
-        if not 0 <= self.comorbidity_share <= 1:
-            raise ConfigError(f"comorbidity_share must lie in [0, 1], got {self.comorbidity_share!r}")
+        checks.share("comorbidity_share", self.comorbidity_share)
         n_holdout, n_forget = self.split_sizes()
         if n_holdout + n_forget >= self.n_patients:
             raise ConfigError(

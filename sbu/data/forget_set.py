@@ -26,6 +26,15 @@ class ForgetSet:
         if not self.seeds <= self.closure:
             raise ConfigError("a forget set's closure must hold its seeds")
 
+    def as_record(self) -> dict[str, list[str]]:
+        """The forget set as plain sorted lists (what the protocol seals in its journal)."""
+        return {"seeds": sorted(self.seeds), "closure": sorted(self.closure)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> ForgetSet:
+        """The forget set :meth:`as_record` wrote."""
+        return cls(frozenset(record["seeds"]), frozenset(record["closure"]))
+
     @classmethod
     def of_patients(cls, corpus: Corpus, patients: Iterable[str]) -> ForgetSet:
         """Every fact about ``patients`` and every artifact derived from one of them."""

@@ -95,8 +95,6 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
             seed: int = 0, retrain: CausalLM | None = None) -> Condition:
     """A fresh memory holding ``corpus``, the agent of condition ``name`` (or of any :class:`Arm`) after
     forgetting ``patients``; ``retrain`` is the model of an arm whose parameter is ``"retrain"``."""
-
-
     arm = name if isinstance(name, Arm) else Arm.named(name)
     hparams = {**(unlearn or {}), **dict(arm.unlearn)}
     if arm.parameter == "retrain" and retrain is None:

@@ -50,11 +50,10 @@ from sbu.eval.mia import attack_aucs, privleak
 from sbu.eval.stats import confidence, summarize
 from sbu.eval.unlearning import PRIVLEAK_ATTACK, evaluate, probe_sets
 from sbu.model.network import CausalLM
+from sbu.unlearn import METHODS as UNLEARNING_METHODS
 from sbu.unlearn.forget_sets import unlearning_sets
-from sbu.unlearn.loop import METHODS as UNLEARNING_METHODS
 
 RETRAIN = "retrain + closure"
-METHODS = tuple(UNLEARNING_METHODS)  # sra, grad_ascent, grad_diff, npo, simnpo, me (max entropy), idk_nll
 
 # the main table's columns, in order: metric name in the tidy table → column label
 MAIN_METRICS = {
@@ -78,9 +77,10 @@ MAIN_METRICS = {
 
 def arms(methods: Sequence[str] = ("sra",), ablations: bool = False) -> list[Arm]:
     """The study's conditions in table order; with ``ablations``, SBU with one part removed or one choice changed."""
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in UNLEARNING_METHODS]
     if unknown or not methods:
-        raise ConfigError(f"methods must be a non-empty list of {', '.join(METHODS)}; got {list(methods)!r}")
+        raise ConfigError(f"methods must be a non-empty list of {', '.join(UNLEARNING_METHODS)}; got "
+                          f"{list(methods)!r}")
     sbu = {"protocol": True, "barrier": True}
     out = [Arm("none"), Arm("memory-only", memory=True)]
     out += [Arm(f"parameter-only ({m})", parameter=m) for m in dict.fromkeys(methods)]

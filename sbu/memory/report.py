@@ -120,7 +120,6 @@ def hits_table(hits, forgotten: set[URIRef] = frozenset()) -> pd.DataFrame:
                           "text": h.text[:160], "score": round(h.score, 4)} for i, h in enumerate(hits)])
 
 
-
 def request_metrics(plan: ForgetPlan, result, exposure: tuple[float, float], recall: tuple[float, float]) -> dict:
     """One forget request as a flat record for ``metrics.json``: sizes, timings, exposure and recall before and
     after."""

@@ -11,6 +11,7 @@ from accelerate.utils import set_seed
 from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets, whose comm traffic stalls nbval
 from transformers import get_cosine_schedule_with_warmup
 
+from sbu import checks
 from sbu.errors import ConfigError
 from sbu.model.batches import LengthGroupedBatches, collate, encode_all
 from sbu.model.network import ModelConfig, gpt2
@@ -29,10 +30,10 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+            checks.integer(name, getattr(self, name), 1)
+        checks.number("lr", self.lr, positive=True)
+        checks.number("weight_decay", self.weight_decay, 0)
+        checks.share("warmup_share", self.warmup_share)
 
 
 def train(epochs: list[list[Example]], tokenizer, model_config: ModelConfig, train_config: TrainConfig,

@@ -21,8 +21,8 @@ from sentence_transformers import SentenceTransformer
 from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets, whose comm traffic stalls nbval
 from transformers.utils import logging
 
+from sbu import checks
 from sbu.cache import cache_dir
-from sbu.errors import ConfigError
 from sbu.files import write_atomic
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -41,8 +41,7 @@ class Embedder:
     """
 
     def __init__(self, *, cache: bool | str | Path = True, batch_size: int = 32, device: str = "cpu"):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        checks.integer("batch_size", batch_size, 1)
         self.cache = cache
         self.batch_size = batch_size
         self.device = device

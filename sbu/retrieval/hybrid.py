@@ -1,8 +1,8 @@
 """Hybrid retrieval over live memory: BM25 (``bm25s``) and dense all-MiniLM-L6-v2
 embeddings, fused by reciprocal-rank fusion, score(d) = Σ_side 1 / (rrf_k + rank_side(d)) (Cormack et al., 2009).
 
-Design: the index is incremental, because a forget request must drop artifacts from it "in the same step" (§3.5)
-and the agent adds an artifact at every write-back (§1 step 3), while embedding is the expensive part.
+Design: the index is incremental, because a forget request must drop artifacts from it in the same step and the
+agent adds an artifact at every write-back, while embedding is the expensive part.
 
 - Rows: every document ever added has a row; a live mask says which rows count. ``remove`` flips the mask,
   ``add`` appends rows and embeds the new texts only. A dead row is never ranked on either side.

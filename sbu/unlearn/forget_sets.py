@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sbu import checks
 from sbu.data.cohort import SUBJECT_KINDS, trained_patients
 from sbu.data.contexts import open_book_contexts
 from sbu.data.forget_set import ForgetSet
@@ -51,8 +52,7 @@ def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_fac
     ``ForgetSet.of_split(corpus, split)``). ``open_book_share``
     of the retained patients' examples in D_r carry their fact in a context (among distractor facts of retained
     patients), so that unlearning keeps the model's reading — what the agent's memory relies on."""
-    if retain_factor <= 0:
-        raise ConfigError(f"retain_factor must be positive, got {retain_factor!r}")
+    checks.number("retain_factor", retain_factor, positive=True)
     if not isinstance(forget, ForgetSet):
         raise ConfigError(f"unlearning takes a ForgetSet (plan.forget_set() or ForgetSet.of_split(corpus, split)), "
                           f"got {type(forget).__name__}")
@@ -69,8 +69,7 @@ def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_fac
     validation = set(rng.sample(retained, max(1, round(VALIDATION_SHARE * len(retained)))))
     pool = [q for q in corpus.qa if q.phrasing == "train" and not set(q.fact_ids) & fact_ids
             and q.about not in validation and (q.kind == "knowledge" or q.about in retained)]
-    if not 0 <= open_book_share <= 1:
-        raise ConfigError(f"open_book_share must lie in [0, 1], got {open_book_share!r}")
+    checks.share("open_book_share", open_book_share)
     chosen = rng.sample(pool, min(len(pool), round(retain_factor * len(forget_examples))))
     patient_items = [q for q in chosen if q.kind in SUBJECT_KINDS]
     open_items = patient_items[: round(open_book_share * len(patient_items))]

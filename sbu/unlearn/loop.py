@@ -36,7 +36,8 @@ from sbu.errors import ConfigError
 from sbu.model.batches import encode_all, random_batches
 from sbu.model.network import CausalLM
 from sbu.model.recipe import Example
-from sbu.unlearn.methods import METHODS, References, Step, UnlearnConfig
+from sbu.unlearn.methods import References, Step, UnlearnConfig
+from sbu.unlearn.methods import method as method_named
 
 
 class Callback:
@@ -99,9 +100,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     does not have is a :class:`ConfigError`); ``callbacks`` are called after every step. ``lm`` itself is never
     changed. ``config`` gives the method's config whole (e.g. :meth:`sbu.experiment.Experiment.unlearn_config`)
     instead of keyword hyper-parameters."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown unlearning method {method!r}; choose one of {', '.join(METHODS)}")
-    spec = METHODS[method]
+    spec = method_named(method)
     if not forget:
         raise ConfigError("the forget set is empty: nothing to unlearn")
     if not retain and spec.needs_retain:

@@ -191,6 +191,13 @@ class Method:
 METHODS: dict[str, Method] = {}  # name → method, in the order they are registered
 
 
+def method(name: str) -> Method:
+    """The registered method ``name``, or a clear error naming the ones there are."""
+    if not isinstance(name, str) or name not in METHODS:
+        raise ConfigError(f"unknown unlearning method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
 def register(name: str, *, config: type[UnlearnConfig] = UnlearnConfig, needs_retain: bool = True,
              targets: Callable[[Sequence[Example]], list[Example]] = list,
              random_model: Callable[[UnlearnConfig], bool] = _never) -> Callable:
