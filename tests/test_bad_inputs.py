@@ -21,7 +21,7 @@ from sbu.memory.ingest import ingest
 from sbu.memory.server import free_port
 from sbu.memory.vocab import iri
 from sbu.model.network import load
-from sbu.sync import ForgetProtocol, ProtocolConfig
+from sbu.sync import JOURNAL_FORMAT, ForgetProtocol, ProtocolConfig
 
 FAST = ProtocolConfig(unlearn={"steps": 2, "batch_size": 4}, max_rounds=1, retained_probes=5)
 
@@ -134,7 +134,8 @@ def _journal_with(world, tmp_path, damage):
     key = Barrier.load(open_store("oxigraph:")).key
     journal = Journal(tmp_path / "work" / "journal.jsonl")
     sealed = Sealer(key).seal({"targets": [world["patient"]]})
-    journal.append({"request": "r1", "state": "RECEIVED", "sealed": sealed, "targets": [], "config": {}})
+    journal.append({"request": "r1", "state": "RECEIVED", "sealed": sealed, "targets": [], "config": {},
+                    "format": JOURNAL_FORMAT})
     journal.append({"request": "r1", "state": "BARRIER", "plan": {}, "blocked": 0, "sealed": sealed})
     damage(journal, key)
     return journal

@@ -224,3 +224,15 @@ def test_requests_one_after_another_chain_their_models_and_one_request_takes_the
     together = batch_request(tiny_corpus, tiny_lm, patients, work=tmp_path / "one", config=FAST, kept_probes=10)
     assert together["patients forgotten"].iloc[0] == 2
     assert together["pruned"].iloc[0] == table["pruned"].iloc[1:].sum()
+
+
+def test_a_journal_of_an_older_format_is_a_clear_error_and_changes_nothing(tiny_corpus, tiny_lm, tmp_path):
+    store = open_store("oxigraph:")
+    ingest(store, tiny_corpus)
+    protocol = ForgetProtocol(tmp_path / "work", store, tiny_lm, tiny_corpus, ProtocolConfig(unlearn={"steps": 2}))
+    before = memory_content(store)
+    protocol.journal.append({"request": "old", "state": "RECEIVED",
+                             "sealed": protocol.sealer.seal({"targets": [_patient(tiny_corpus)]})})
+    with pytest.raises(JournalError, match="older sbu"):
+        protocol.resume("old")
+    assert memory_content(store) == before

@@ -25,9 +25,9 @@ from sbu.memory.plan import plan_forget
 from sbu.model.batches import collate, encode_example
 from sbu.model.recipe import Example
 from sbu.model.scoring import answer_losses
-from sbu.unlearn import losses
+from sbu.unlearn import METHODS, losses
 from sbu.unlearn.forget_sets import unlearning_sets
-from sbu.unlearn.loop import METHODS, Callback, load_adapter, unlearn
+from sbu.unlearn.loop import Callback, load_adapter, unlearn
 from sbu.unlearn.losses import answer_mask
 from sbu.unlearn.methods import NPOConfig, References, SimNPOConfig, SRAConfig, UnlearnConfig, idk_answer, register
 
