@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from accelerate.utils import set_seed
 from tqdm import tqdm
 
 from sbu import checks
@@ -122,6 +123,11 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
                              **{"seed": seed, **hparams}).lm
         if arm.barrier:
             barrier = Barrier.load(store)
+    if not arm.protocol and arm.parameter in (None, "retrain"):
+        # Each consolidation initialises a fresh LoRA adapter from torch's global generator. Unlearning seeds it
+        # (set_seed in sbu.unlearn.loop.unlearn); an arm that unlearns nothing seeds it here, the same way, or its
+        # loop would start from whatever the process left there (at start-up torch seeds it at random)
+        set_seed(seed)
     seconds = time.perf_counter() - started
     agent = Agent(lm, store, retriever, barrier, k=k, consolidation=consolidation or ConsolidationConfig(seed=seed))
     return Condition(arm.name, agent, list(patients), certificate, seconds)
