@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SKIP = re.compile(r"(seconds|_ms$|_s$|wall|time|path|^python$|threads|committed_at|\bat$|work|model$|adapter_sha256"
-                  r"|certificate|^name$)", re.I)
+SKIP = re.compile(r"(?:seconds|_ms$|_s$|wall|time|path|^python$|threads|committed_at|\bat$|work|model$|adapter_sha256"
+                  r"|certificate|^name$|cost)", re.I)
 
 
 def flatten(value, prefix: str = "") -> dict[str, object]:
@@ -47,6 +47,8 @@ def recorded(folder: Path, renames: dict[str, str]) -> dict[str, object]:
                 values[f"metrics{key}"] = value
     for table in sorted(folder.glob("*/*.csv")):
         frame = pd.read_csv(table)
+        if "metric" in frame.columns:  # a long table: the metric's name says whether it is a timing
+            frame = frame[~frame["metric"].astype(str).str.contains(SKIP)]
         keep = [c for c in frame.columns if not SKIP.search(str(c))]
         for row, record in frame[keep].iterrows():
             for column, value in record.items():
@@ -54,9 +56,9 @@ def recorded(folder: Path, renames: dict[str, str]) -> dict[str, object]:
     return values
 
 
-def same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
+def same(a, b, tolerance: float = 0.0) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tolerance
     return a == b
 
 
@@ -65,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--rename", action="append", default=[], help="OLD=NEW: a key renamed between the runs")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="floats closer than this count as the same "
+                        "(the differences within it are counted apart)")
     args = parser.parse_args(argv)
     renames = dict(r.split("=", 1) for r in args.rename)
     before, after = recorded(args.before, renames), recorded(args.after, {})
     both = sorted(set(before) & set(after))
-    differ = [k for k in both if not same(before[k], after[k])]
-    print(f"{len(both)} values compared, {len(differ)} differ; {len(set(before) - set(after))} only before, "
+    differ = [k for k in both if not same(before[k], after[k], args.tolerance)]
+    close = [k for k in both if not same(before[k], after[k]) and k not in differ]
+    print(f"{len(both)} values compared, {len(differ)} differ, {len(close)} more differ by at most "
+          f"{args.tolerance:g}; {len(set(before) - set(after))} only before, "
           f"{len(set(after) - set(before))} only after")
     for key in differ[:50]:
         print(f"  differs: {key}: {before[key]!r} → {after[key]!r}")
