@@ -68,7 +68,8 @@ def run(args) -> int:
 def batch(args) -> int:
     from sbu.batch import run_sweep
 
-    report = run_sweep(args.sweep, workers=args.workers, out=args.out, notebooks_dir=args.notebooks_dir)
+    report = run_sweep(args.sweep, workers=args.workers, out=args.out, notebooks_dir=args.notebooks_dir,
+                       scheduler=args.scheduler, cluster=args.cluster)
     return 0 if report.ok else 1
 
 
@@ -262,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="folder that receives NAME/ (default results/)")
     p.add_argument("--notebooks-dir", help="where the sweep's notebook: is looked up by name or name prefix "
                    "(default notebooks/ of this checkout; the tests use tests/data)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run each run on a worker of this Dask scheduler "
+                   "(`dask scheduler`, `dask worker`); the checkout and --out must be on a file system the workers "
+                   "share; each run gets its worker's threads")
+    p.add_argument("--cluster", nargs=2, metavar=("SYSTEM", "CONFIG.yaml"), help="start the Dask workers as batch "
+                   "jobs through dask-jobqueue: SYSTEM is slurm, pbs, sge or lsf, CONFIG.yaml its settings (cores, "
+                   "memory, queue, walltime, …) and jobs: how many")
     p.set_defaults(func=batch)
 
     p = sub.add_parser("study-report", help="notebook 04's tables, figures and claims from a sweep whose runs each "

@@ -41,3 +41,13 @@ class StoreUnavailableError(StoreError, ConnectionError):
 class JournalError(SbuError):
     """A forget journal that cannot be read or trusted (a corrupted record, a seal that does not open, a request
     that is not in it)."""
+
+
+class SweepFolderError(SbuError):
+    """A sweep's results folder that cannot be used: another ``sbu batch`` holds it, it is read-only, or a run's
+    marker in it is damaged."""
+
+
+class ClusterError(SbuError, ConnectionError):
+    """A Dask cluster that cannot run a sweep: its scheduler does not answer, it has no workers, or a worker lacks
+    this version of the package, the notebook or the shared results folder."""

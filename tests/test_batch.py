@@ -182,7 +182,7 @@ def test_a_fixed_sweep_finishes_every_run_and_summarises_them(first_start, capsy
 @pytest.mark.parametrize(("content", "message"), [
     ({"notebook": "no_such_notebook", "grid": {"x": [1]}}, "'no_such_notebook' matches no notebook"),
     ({"notebook": "sweep_notebook", "grid": {"y": [1, 2]}}, "grid.y is not a parameter of sweep_notebook.ipynb; "
-                                                             "its parameters are x, fail_on"),
+                                                             "its parameters are x, fail_on, hold_on, release_file"),
     ({"notebook": "sweep_notebook", "params": {"z": 1}, "grid": {"x": [1]}}, "params.z is not a parameter"),
     ({"notebook": "sweep_notebook", "grid": {"x": []}}, "grid.x is an empty list"),
     ({"notebook": "sweep_notebook", "grid": {"x": 1}}, "grid.x is 1, not a list; write x: [1]"),
@@ -238,13 +238,14 @@ def test_run_ids_are_readable_sorted_and_safe_for_file_names():
 
 def test_a_run_folder_without_a_marker_is_not_finished(tmp_path):
     sweep_file = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
+    from sbu.batch.folder import notebook_hash
     from sbu.batch.runner import finished_before, fresh_folder
 
     sweep = load_sweep(sweep_file, DATA)
     (run,) = plan_runs(sweep, tmp_path / "xs")
     run.folder.mkdir(parents=True)
     (run.folder / "results.csv").write_text("condition,metric,value\na,m,1\n")  # killed before its marker
-    assert finished_before(run, sweep.collect) is None
+    assert finished_before(run, sweep.collect, notebook_hash(NOTEBOOK)) is None
     fresh_folder(run.folder)
     assert not any(run.folder.iterdir()), "it is rerun from an empty folder"
 

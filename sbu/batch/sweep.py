@@ -7,13 +7,17 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import papermill as pm
 import yaml
 
 from sbu.errors import ConfigError, DataFileError
+
+if TYPE_CHECKING:
+    from sbu.batch.runner import RunOutcome
 
 PROJECT = Path(__file__).resolve().parents[2]
 SWEEP_KEYS = ("notebook", "params", "grid", "collect", "plot")
@@ -202,7 +206,7 @@ class Run:
     status: str = "pending"  # → done, failed or skipped
     seconds: float = float("nan")
     error: str = ""
-    failure: dict = field(default_factory=dict)
+    outcome: RunOutcome | None = None  # how it ended, once it ran
 
 
 def plan_runs(sweep: Sweep, sweep_dir: Path) -> list[Run]:
