@@ -74,7 +74,7 @@ def jobqueue_cluster(config: JobQueueConfig):
     try:
         return JOBQUEUE[config.kind](**config.options)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"cluster file {config.path}: {err}") from None
+        raise ConfigError(f"cluster file {config.path}: {_first_line(err)}") from None
 
 
 @contextmanager
@@ -135,11 +135,14 @@ def _probe(notebook: str, folder: str):
     without this package can still answer that it has none; it returns a tuple for the same reason."""
 
     def probe():
-        try:
+        try:  # a package missing or broken there: say so, do not fail the call
             version = importlib.import_module("sbu").__version__
-            hashing = importlib.import_module("sbu.batch.folder").notebook_hash
-        except Exception as err:  # the package is missing or broken there: say so, do not fail the call
+        except Exception as err:
             return "", f"{type(err).__name__}: {err}", "", False, False
+        try:
+            hashing = importlib.import_module("sbu.batch.folder").notebook_hash
+        except Exception as err:
+            return version, f"{type(err).__name__}: {err}", "", False, False
         code = hashing(notebook) if os.path.isfile(notebook) else ""
         return version, "", code, os.path.isdir(folder), os.access(folder, os.W_OK | os.X_OK)
 
@@ -155,12 +158,14 @@ def check_workers(client: Client, notebook: Path, code_hash: str, folder: Path) 
     checks = [WorkerCheck(address, *reply) for address, reply in sorted(replies.items())]
     for check in checks:
         where = f"Dask worker {check.address}"
-        if check.import_error:
+        if not check.version:
             raise ClusterError(f"{where} cannot import sbu ({check.import_error}); install this package in the "
                                "workers' environment (pip install -e . in the same checkout)")
         if check.version != sbu.__version__:
             raise ClusterError(f"{where} has sbu {check.version}, this machine {sbu.__version__}; run the "
                                "workers from the same checkout")
+        if check.import_error:
+            raise ClusterError(f"{where} has a broken sbu ({check.import_error}); reinstall it there")
         if not check.notebook_sha256:
             raise ClusterError(f"{where} has no notebook {notebook}; the workers need this checkout at the same "
                                "path (a shared file system)")

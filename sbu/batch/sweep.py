@@ -55,7 +55,8 @@ def load_sweep(path: str | Path, notebooks_dir: str | Path | None = None) -> Swe
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; a sweep file has the keys {', '.join(SWEEP_KEYS)}")
     if not isinstance(raw.get("notebook"), str) or not raw["notebook"]:
         raise ConfigError(f"{where}: 'notebook' must name a notebook, e.g. notebook: 04_evaluation")
-    notebook = find_notebook(raw["notebook"], Path(notebooks_dir) if notebooks_dir else PROJECT / "notebooks")
+    folder = Path(notebooks_dir) if notebooks_dir else PROJECT / "notebooks"
+    notebook = find_notebook(raw["notebook"], folder).resolve()  # a Dask worker has another working directory
     params = _check_params(raw.get("params") or {}, where)
     grid = _check_grid(raw.get("grid"), where)
     both = sorted(set(params) & set(grid))
