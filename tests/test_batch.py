@@ -226,6 +226,120 @@ def test_errors_are_sbu_errors(tmp_path):
         load_sweep(tmp_path / "nothing.yaml")
 
 
+# ------------------------------------------------------------------------------ the sweep folder
+
+
+def _environment() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen, seconds: float = 240) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.is_file():
+        assert process.poll() is None, f"the first sbu batch ended early ({process.returncode})"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def test_a_second_batch_on_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    """Two processes on one sweep folder would empty each other's run folders: the second gets a one-line error
+    and changes nothing; once the first has ended (the lock goes with its process) a start works again."""
+    release = tmp_path / "release"
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]},
+                                   "params": {"hold_on": 1, "release_file": str(release)}})
+    out = tmp_path / "results"
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen([sys.executable, "-m", "sbu.cli", "batch", str(sweep), "--out", str(out),
+                              "--notebooks-dir", str(DATA)], stdout=log, stderr=subprocess.STDOUT,
+                             env=_environment())
+    try:
+        _wait_for_file(out / "xs" / "x=1" / "held.json", first)
+        before = _snapshot(out)
+        assert _batch(sweep, out) == 2
+        err = capsys.readouterr().err
+        assert f"another sbu batch is running on {out / 'xs'}" in err and len(err.strip().splitlines()) == 1
+        assert _snapshot(out) == before
+        release.touch()
+        assert first.wait(timeout=240) == 0, (tmp_path / "first.log").read_text()[-2000:]
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, 9)
+            first.wait()
+    assert _batch(sweep, out) == 0
+    assert "0 done, 0 failed, 1 skipped" in capsys.readouterr().out
+
+
+def test_a_finished_run_is_redone_when_its_notebooks_code_changed(tmp_path, capsys):
+    """done.json holds the hash of the notebook's code cells: an edited markdown cell leaves the run finished,
+    an edited code cell runs it again."""
+    from sbu.batch.folder import notebook_hash
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    notebook = notebooks / NOTEBOOK.name
+    notebook.write_text(NOTEBOOK.read_text())
+    sweep, out = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}}), tmp_path / "results"
+
+    def start() -> str:
+        assert main(["batch", str(sweep), "--out", str(out), "--notebooks-dir", str(notebooks)]) == 0
+        return capsys.readouterr().out
+
+    start()
+    done = json.loads((out / "xs" / "x=1" / "done.json").read_text())
+    assert done["notebook_sha256"] == notebook_hash(NOTEBOOK)
+    content = json.loads(notebook.read_text())
+    content["cells"][0]["source"].append("\n\nA note that changes nothing.")
+    notebook.write_text(json.dumps(content))
+    assert "1 runs — 0 done, 0 failed, 1 skipped" in start()
+    content["cells"][-1]["source"].append("\nassert True  # a change to the code\n")
+    notebook.write_text(json.dumps(content))
+    report = start()
+    assert "1 finished run(s) ran with other parameters or another version of sweep_notebook.ipynb" in report
+    assert "1 runs — 1 done, 0 failed, 0 skipped" in report
+    assert json.loads((out / "xs" / "x=1" / "done.json").read_text())["notebook_sha256"] == notebook_hash(notebook)
+    assert notebook_hash(notebook) != notebook_hash(NOTEBOOK)
+
+
+@pytest.mark.parametrize("marker", ["done.json", "failed.json"])
+@pytest.mark.parametrize("content", ['{"run_id": "x=1", "param', "[1, 2]"], ids=["torn", "not-an-object"])
+def test_a_damaged_marker_stops_the_sweep_naming_it(tmp_path, capsys, marker, content):
+    sweep, out = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1, 2]}}), tmp_path / "results"
+    damaged = out / "xs" / "x=2" / marker
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text(content)
+    assert _batch(sweep, out) == 2
+    err = capsys.readouterr().err
+    assert f"the run marker {damaged} is damaged" in err and len(err.strip().splitlines()) == 1
+    assert damaged.read_text() == content
+    assert {p.name for p in (out / "xs").iterdir()} == {"x=2", ".sbu-batch.lock"}, "no run started"
+
+
+def test_a_read_only_results_folder_is_a_one_line_error(tmp_path, capsys):
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
+    if os.geteuid() != 0:
+        out = tmp_path / "read-only"
+        out.mkdir()
+        out.chmod(0o555)
+    elif Path("/sys/fs").is_dir():  # root writes into any folder of a writable file system: take sysfs
+        out = Path("/sys/fs/sbu-results")
+    else:
+        pytest.skip("root, and no read-only file system to point at")
+    try:
+        assert _batch(sweep, out) == 2
+    finally:
+        if out.is_relative_to(tmp_path):
+            out.chmod(0o755)
+    err = capsys.readouterr().err
+    assert f"cannot write into the results folder {out / 'xs'}" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "xs").exists()
+
+
 # ------------------------------------------------------------------------------ small parts
 
 
