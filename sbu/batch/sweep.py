@@ -17,7 +17,7 @@ import yaml
 from sbu.errors import ConfigError, DataFileError
 
 if TYPE_CHECKING:
-    from sbu.batch.runner import RunOutcome
+    from sbu.batch.runner import RunOutcome  # TYPE_CHECKING only: runner imports this module
 
 PROJECT = Path(__file__).resolve().parents[2]
 SWEEP_KEYS = ("notebook", "params", "grid", "collect", "plot")
