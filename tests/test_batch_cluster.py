@@ -69,16 +69,16 @@ class DaskCluster:
     client: Client
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)  # worker address → its process
 
-    def start_worker(self, name: str, python: tuple[str, ...] = (), env: dict | None = None) -> str:
-        """Start ``dask worker`` (one thread, no nanny: its PID is the process that runs the notebooks) and wait
-        until the scheduler has it; its address."""
+    def start_worker(self, name: str, python: tuple[str, ...] = (), env: dict | None = None, threads: int = 1) -> str:
+        """Start ``dask worker`` (no nanny: its PID is the process that runs the notebooks) and wait until the
+        scheduler has it; its address."""
         before = set(self.client.scheduler_info()["workers"])
         local = self.folder / name
         local.mkdir(exist_ok=True)
         log = (self.folder / f"{name}.log").open("w")
         process = subprocess.Popen(
             [sys.executable, *python, "-m", "distributed.cli.dask_worker", self.address, "--name", name,
-             "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--local-directory",
+             "--nthreads", str(threads), "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--local-directory",
              str(local)], stdout=log, stderr=subprocess.STDOUT, env=env or _environment(), cwd=local)
         try:
             address = _wait_for(lambda: set(self.client.scheduler_info()["workers"]) - before, f"worker {name}").pop()
@@ -234,6 +234,31 @@ def test_a_run_whose_notebook_goes_missing_on_the_worker_is_recorded_as_failed(w
         f"no notebook {notebooks / NOTEBOOK.name} on {failed['worker']}")
     assert (out / "two" / "x=1" / "done.json").is_file()
     assert "failed x=2: DataFileError: no notebook" in (tmp_path / "batch.log").read_text()
+
+
+def test_a_worker_runs_one_notebook_at_a_time_with_all_its_threads(workers, tmp_path):
+    """A worker of two threads is one run of two threads: while its run x = 1 waits, the run x = 2 goes to the
+    other worker and finishes (sent to the busy worker's free thread, it would wait behind x = 1 for ever)."""
+    wide = workers.start_worker("wide", threads=2)
+    workers.start_worker("narrow")
+    release = tmp_path / "release"
+    sweep = tmp_path / "two.yaml"
+    sweep.write_text(yaml.safe_dump({"notebook": "sweep_notebook", "grid": {"x": [1, 2]},
+                                     "params": {"hold_on": 1, "release_file": str(release)}}))
+    out = tmp_path / "out"
+    log = (tmp_path / "batch.log").open("w")
+    batch = subprocess.Popen(_batch_command(sweep, out, "--scheduler", workers.address), stdout=log,
+                             stderr=subprocess.STDOUT, env=_environment(), cwd=tmp_path)
+    try:
+        _wait_for(lambda: (out / "two" / "x=1" / "held.json").is_file(), "the held run")
+        _wait_for(lambda: (out / "two" / "x=2" / "done.json").is_file(), "the other run, on the other worker")
+        release.touch()
+        assert batch.wait(timeout=WAIT_SECONDS * 2) == 0, (tmp_path / "batch.log").read_text()[-3000:]
+    finally:
+        _stop(batch)
+    done = {x: json.loads((out / "two" / f"x={x}" / "done.json").read_text()) for x in (1, 2)}
+    assert done[1]["worker"] != done[2]["worker"]
+    assert {d["worker"]: d["threads"] for d in done.values()}[wide] == "2", "the run gets its worker's threads"
 
 
 # ---------------------------------------------------------------------------------------- checked before any run

@@ -120,7 +120,7 @@ def run_sweep(sweep_file: str | Path, workers: int = 1, out: str | Path | None =
         pending = sum(run.status == "pending" for run in runs)
         if client is not None:
             check_workers(client, sweep.notebook, code_hash, folder)
-            (pool, execute), threads = cluster_pool(client), None
+            (pool, execute), threads = stack.enter_context(cluster_pool(client)), None
         else:
             (pool, threads), execute = local_pool(workers, pending), execute_run
         execute_runs(runs, run_tasks(runs, sweep, code_hash, threads), sweep, pool, execute)

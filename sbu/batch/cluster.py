@@ -5,9 +5,9 @@ Dask does the scheduling; this module connects, checks every worker before a run
 version, the notebook with the same code, the results folder — a file system the workers share with this
 machine), and hands :func:`sbu.batch.runner.execute_run` to the workers through ``Client.get_executor``, so the
 loop, markers, resume and progress of the local pool serve the cluster unchanged. A worker runs one notebook at a
-time and gives it its threads as its thread count. A worker lost in the middle of a run: the scheduler gives the run
-to another worker, which starts it again from an empty folder; lost more often than the scheduler allows
-(``distributed.scheduler.allowed-failures``), the run is recorded as failed.
+time (a worker resource that Dask schedules by) and gives it its threads as its thread count. A worker lost in the
+middle of a run: the scheduler gives the run to another worker, which starts it again from an empty folder; lost
+more often than the scheduler allows (``distributed.scheduler.allowed-failures``), the run is recorded as failed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import dask_jobqueue
 import yaml
-from distributed import Client, get_worker
+from distributed import Client, WorkerPlugin, get_worker
 
 import sbu
 from sbu.batch.runner import THREAD_VARIABLES, RunOutcome, RunTask, execute_run, failure_outcome, write_marker
@@ -34,7 +34,8 @@ CONNECT_SECONDS = 10.0  # how long an unreachable scheduler is tried before the 
 WORKERS_SECONDS = 60.0  # how long a reachable scheduler may have no worker (a jobqueue cluster waits for its jobs)
 JOBQUEUE = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster, "sge": dask_jobqueue.SGECluster,
             "lsf": dask_jobqueue.LSFCluster}
-_ONE_NOTEBOOK = threading.Lock()  # a worker with several threads still runs one notebook at a time
+RESOURCE = "sbu-run"  # the Dask worker resource a run takes (one per worker: OneRunPerWorker)
+_ONE_NOTEBOOK = threading.Lock()  # one notebook at a time in a worker process, whatever it is sent
 
 
 @dataclass(frozen=True)
@@ -180,10 +181,27 @@ def check_workers(client: Client, notebook: Path, code_hash: str, folder: Path) 
     return checks
 
 
-def cluster_pool(client: Client) -> tuple[Executor, partial]:
+class OneRunPerWorker(WorkerPlugin):
+    """Gives every worker, present and joining, one unit of :data:`RESOURCE`; each run asks for one, so Dask sends
+    a worker its next run only when the last one ended (a worker with 8 threads is one run of 8 threads, not 8
+    runs queued behind each other where no other worker can take them)."""
+
+    name = "sbu-batch-one-run-per-worker"
+
+    async def setup(self, worker) -> None:
+        await worker.set_resources(**{RESOURCE: 1})
+
+
+@contextmanager
+def cluster_pool(client: Client) -> Iterator[tuple[Executor, partial]]:
     """The cluster as a ``concurrent.futures`` executor (``Client.submit`` underneath; impure: a run is never
-    taken from Dask's cache), and the function its workers call for each run."""
-    return client.get_executor(pure=False), partial(execute_on_worker, version=sbu.__version__)
+    taken from Dask's cache; one run per worker at a time), and the function its workers call for each run."""
+    client.register_plugin(OneRunPerWorker())
+    try:
+        yield (client.get_executor(pure=False, resources={RESOURCE: 1}),
+               partial(execute_on_worker, version=sbu.__version__))
+    finally:
+        client.unregister_worker_plugin(OneRunPerWorker.name)
 
 
 def execute_on_worker(task: RunTask, version: str) -> RunOutcome:
