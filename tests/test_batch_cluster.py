@@ -15,7 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,7 @@ from sbu.errors import ClusterError, ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 NOTEBOOK = DATA / "sweep_notebook.ipynb"
+LOCAL_SCHEDULER = {"host": "127.0.0.1", "dashboard_address": ":0"}  # the jobqueue cluster's scheduler in the tests
 WAIT_SECONDS = 120  # a loaded test machine starts a worker in seconds; this is only the give-up point
 
 
@@ -341,7 +342,7 @@ def test_the_slurm_job_script_comes_from_the_cluster_file(tmp_path):
     path.write_text(yaml.safe_dump({
         "jobs": 4, "cores": 8, "processes": 1, "memory": "32GB", "queue": "cpu", "account": "unlearning",
         "walltime": "04:00:00", "job_script_prologue": ["source /shared/sbu/.venv/bin/activate"],
-        "scheduler_options": {"host": "127.0.0.1", "dashboard_address": None}}))
+        "scheduler_options": LOCAL_SCHEDULER}))
     config = read_jobqueue_config("slurm", path)
     assert config.jobs == 4 and "jobs" not in config.options
     cluster = jobqueue_cluster(config)
@@ -357,6 +358,29 @@ def test_the_slurm_job_script_comes_from_the_cluster_file(tmp_path):
     worker = next(line for line in lines if "distributed.cli.dask_worker" in line)
     assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker {address} ")
     assert "--nthreads 8" in worker and "--memory-limit" in worker
+
+
+def test_the_shipped_slurm_file_asks_for_one_run_per_job():
+    config = read_jobqueue_config("slurm", ROOT / "params" / "clusters" / "slurm.yaml")
+    assert config.jobs == 9, "one job per run of params/sweeps/paper.yaml"
+    cluster = jobqueue_cluster(replace(config, options={**config.options, "scheduler_options": LOCAL_SCHEDULER}))
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --cpus-per-task=8" in script and "#SBATCH -p cpu" in script
+    assert "--nthreads 8 " in script, "one worker per job, with every core of the job: one run of 8 threads"
+
+
+def test_no_batch_system_here_is_a_one_line_error(tmp_path, capsys):
+    """No sbatch on this machine: the jobs would never start, and the sweep stops at once, writing nothing."""
+    if shutil.which("sbatch"):
+        pytest.skip("this machine submits Slurm jobs")
+    sweep = _sweep(tmp_path)
+    assert _batch(sweep, tmp_path / "out", "--cluster", "slurm", str(ROOT / "params" / "clusters" / "slurm.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "--cluster slurm: no sbatch on this machine" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -82,6 +84,8 @@ def jobqueue_cluster(config: JobQueueConfig):
 def dask_client(scheduler: str | None = None, jobqueue: JobQueueConfig | None = None, echo=print) -> Iterator[Client]:
     """A client of the scheduler at ``scheduler``, or of a jobqueue cluster asked for ``jobs`` jobs, with at least
     one worker; closed (and the jobs cancelled) when the block ends."""
+    if jobqueue:
+        _check_submit_command(jobqueue)
     cluster = jobqueue_cluster(jobqueue) if jobqueue else None
     try:
         if cluster is not None:
@@ -96,6 +100,15 @@ def dask_client(scheduler: str | None = None, jobqueue: JobQueueConfig | None = 
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def _check_submit_command(config: JobQueueConfig) -> None:
+    """Without the batch system's submit command here, the jobs would never start and the sweep would wait for
+    ever: stop at once instead."""
+    command = shlex.split(JOBQUEUE[config.kind].job_cls.submit_command)[0]
+    if shutil.which(command) is None:
+        raise ClusterError(f"--cluster {config.kind}: no {command} on this machine; start sbu batch where "
+                           f"{config.kind} jobs are submitted (a login node)")
 
 
 def _connect(address) -> Client:
