@@ -275,6 +275,33 @@ def test_a_second_batch_on_the_same_folder_is_refused_while_the_first_runs(tmp_p
     assert "0 done, 0 failed, 1 skipped" in capsys.readouterr().out
 
 
+def test_a_pool_process_killed_mid_run_leaves_a_failed_marker(tmp_path):
+    """The local pool's process dies with its run (killed, out of memory): the run is recorded as failed by sbu
+    batch itself, with a failed.json, so a later start runs it again and nothing counts it as done."""
+    release = tmp_path / "release"
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]},
+                                   "params": {"hold_on": 1, "release_file": str(release)}})
+    out = tmp_path / "results"
+    log = (tmp_path / "batch.log").open("w")
+    batch = subprocess.Popen([sys.executable, "-m", "sbu.cli", "batch", str(sweep), "--out", str(out),
+                              "--notebooks-dir", str(DATA)], stdout=log, stderr=subprocess.STDOUT,
+                             env=_environment())
+    try:
+        _wait_for_file(out / "xs" / "x=1" / "held.json", batch)
+        held = json.loads((out / "xs" / "x=1" / "held.json").read_text())
+        os.kill(held["worker"], 9)  # the pool's process, then the run's kernel
+        os.kill(held["kernel"], 9)
+        assert batch.wait(timeout=240) == 1, (tmp_path / "batch.log").read_text()[-2000:]
+    finally:
+        if batch.poll() is None:
+            os.kill(batch.pid, 9)
+            batch.wait()
+    failed = json.loads((out / "xs" / "x=1" / "failed.json").read_text())
+    assert failed["error_type"] == "BrokenProcessPool" and failed["worker"] == "a worker that was lost"
+    assert not (out / "xs" / "x=1" / "done.json").exists()
+    assert pd.read_csv(out / "xs" / "runs.csv")["status"].tolist() == ["failed"]
+
+
 def test_a_finished_run_is_redone_when_its_notebooks_code_changed(tmp_path, capsys):
     """done.json holds the hash of the notebook's code cells: an edited markdown cell leaves the run finished,
     an edited code cell runs it again."""
