@@ -250,12 +250,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("batch", help="run one notebook over a parameter grid (a sweep file), resumably, into "
                        "results/NAME/<run-id>/", description="Run the notebook of a sweep file once per combination "
-                       "of its grid with papermill, in --workers processes, into OUT/NAME/<run-id>/ (NAME: the sweep "
-                       "file's name); then OUT/NAME/results.csv (every run's table), runs.csv and, for a long-format "
-                       "table, summary.csv and summary.png/.svg (the metrics the file's plot: names, else at most 12). "
-                       "Started again, it skips finished runs and retries failed or interrupted ones. Exit status 0 if "
-                       "every run finished, 1 if any failed, 2 if the "
-                       "sweep file is wrong (nothing is run then). The file format is in sbu/batch/__init__.py.")
+                       "of its grid with papermill, in --workers processes or on a Dask cluster, into "
+                       "OUT/NAME/<run-id>/ (NAME: the sweep file's name); then OUT/NAME/results.csv (every run's "
+                       "table), runs.csv and, for a long-format table, summary.csv and summary.png/.svg (the metrics "
+                       "the file's plot: names, else at most 12). Started again, it skips finished runs and retries "
+                       "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
+                       "sweep file, its folder or the cluster is wrong (nothing is run then). The file format is in "
+                       "sbu/batch/__init__.py.")
     p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
     p.add_argument("--workers", type=int, default=1,
                    help="notebooks running at once (default 1); each gets the cores / WORKERS as its thread count "

@@ -231,5 +231,4 @@ def execute_on_worker(task: RunTask, version: str) -> RunOutcome:
         try:
             return execute_run(replace(task, threads=None if own else worker.state.nthreads), worker.address)
         except OSError as err:  # the run's folder cannot be written there: on record, not lost
-            outcome = failure_outcome(err, 0.0, worker=worker.address)
-            return outcome
+            return failure_outcome(err, 0.0, worker=worker.address)
