@@ -1,8 +1,8 @@
 """Durability of forgetting in the weights, method by method, beside the retrain gold standard.
 
-For each seed: the profile's base and retrain models (from the cache; trained once), the forget split's unlearning
-sets, then for every arm (the base model, each unlearning method, retrain) one row of
-``sbu.eval.durability`` / ``sbu.eval.mia`` measures:
+The profile's base and retrain models (from the cache; trained once, ``--data-seed``); for each seed (a repeat of
+everything after training), the forget split's unlearning sets, then for every arm (the base model, each unlearning
+method, retrain) one row of ``sbu.eval.durability`` / ``sbu.eval.mia`` measures:
 
 - closed-book forget accuracy after unlearning and after ``--rounds`` consolidations on retained data only;
 - the targeted relearning attack (fine-tune on ``--share`` of the forgotten facts, accuracy on the rest) and its
@@ -84,34 +84,43 @@ def measure(arm: str, lm, base, retrain_attack, items, rounds, seed: int, share:
     }
 
 
-def run_seed(profile: str, split: str, seed: int, methods: list[str], rounds_n: int, share: float,
-             overrides: dict) -> list[dict]:
-    exp = Experiment.from_params(profile=profile, seed=seed, forget_split=split,
+def run(profile: str, split: str, seeds: list[int], methods: list[str], rounds_n: int, share: float,
+        overrides: dict, data_seed: int = 0) -> list[dict]:
+    """Every arm × seed. Seeds repeat what is stochastic after training (the unlearning run, the attacker's split
+    and adapter, the benign rounds, the retained probe sample) on one cohort and one trained base and retrain model
+    (``data_seed``), as the study does."""
+    exp = Experiment.from_params(profile=profile, seed=data_seed, forget_split=split,
                                  out_dir=tempfile.mkdtemp(prefix="durability-"), **overrides)
     corpus = exp.corpus
     base, retrain = exp.base_model(), exp.retrain_model()
-    sets = unlearning_sets(corpus, ForgetSet.of_split(corpus, split), seed=seed)
     probes = probe_sets(corpus, split)
     kept = set(trained_patients(corpus)) - set(corpus.splits[split])
     kept_items = [q for q in corpus.qa if q.about in kept and q.phrasing == "train"]
-    items = {"forget": sets.forget_items, "holdout": probes["holdout patients"],
-             "retained": random.Random(f"durability-{seed}").sample(kept_items, min(RETAINED_PROBES, len(kept_items))),
-             "test": probes["knowledge base, held-out phrasing"]}
-    rounds = durability.retained_rounds(corpus, corpus.splits[split], rounds=rounds_n, seed=seed)
-    rows = [measure("retrain", retrain, base, None, items, rounds, seed, share, float("nan"))]
-    retrain_attack = rows[0]["_attack"]
-    rows[0]["excess recovery"] = 0.0
-    rows.append(measure("base", base, base, retrain_attack, items, rounds, seed, share, 0.0))
-    for spec in methods:
-        name, hparams = parse_method(spec)
-        started = time.perf_counter()
-        run = unlearn(base, sets.forget, sets.retain, name, config=exp.unlearn_config(name, **hparams),
-                      counterfactual=sets.counterfactual, progress=False)
-        seconds = time.perf_counter() - started
-        rows.append(measure(spec, run.merged(), base, retrain_attack, items, rounds, seed, share, seconds))
-        print(f"seed {seed}: {spec} done in {seconds:.0f} s of unlearning", flush=True)
-    for row in rows:
-        del row["_attack"]
+    rows = []
+    for seed in seeds:
+        sets = unlearning_sets(corpus, ForgetSet.of_split(corpus, split), seed=seed)
+        items = {"forget": sets.forget_items, "holdout": probes["holdout patients"],
+                 "retained": random.Random(f"durability-{seed}").sample(kept_items,
+                                                                       min(RETAINED_PROBES, len(kept_items))),
+                 "test": probes["knowledge base, held-out phrasing"]}
+        rounds = durability.retained_rounds(corpus, corpus.splits[split], rounds=rounds_n, seed=seed)
+        gold = measure("retrain", retrain, base, None, items, rounds, seed, share, float("nan"))
+        retrain_attack = gold.pop("_attack")
+        gold["excess recovery"] = 0.0
+        rows.append(gold)
+        arms = [("base", base, 0.0)]
+        for spec in methods:
+            name, hparams = parse_method(spec)
+            started = time.perf_counter()
+            unlearned = unlearn(base, sets.forget, sets.retain, name,
+                                config=exp.unlearn_config(name, **{"seed": seed, **hparams}),
+                                counterfactual=sets.counterfactual, progress=False)
+            arms.append((spec, unlearned.merged(), time.perf_counter() - started))
+        for arm, lm, seconds in arms:
+            row = measure(arm, lm, base, retrain_attack, items, rounds, seed, share, seconds)
+            del row["_attack"]
+            rows.append(row)
+            print(f"seed {seed}: {arm} measured", flush=True)
     return rows
 
 
@@ -137,7 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--split", default="forget05")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="repeats after training (unlearning, "
+                        "attack, benign rounds)")
+    parser.add_argument("--data-seed", type=int, default=0, help="the cohort's and the trained models' seed")
     parser.add_argument("--methods", nargs="+", default=["sra", "sra:prior=counterfactual", "sra_wide",
                                                          "sra_distort"])
     parser.add_argument("--rounds", type=int, default=5)
@@ -147,8 +158,8 @@ def main() -> None:
     parser.add_argument("--out", default="results/durability.csv")
     args = parser.parse_args()
     load_at_start = os.getloadavg()[0]
-    rows = [row for seed in args.seeds for row in run_seed(args.profile, args.split, seed, args.methods,
-                                                           args.rounds, args.share, args.overrides)]
+    rows = run(args.profile, args.split, args.seeds, args.methods, args.rounds, args.share, args.overrides,
+               args.data_seed)
     table = pd.DataFrame(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
