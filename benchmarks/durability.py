@@ -104,6 +104,9 @@ def run(profile: str, split: str, seeds: list[int], methods: list[str], rounds_n
                                                                        min(RETAINED_PROBES, len(kept_items))),
                  "test": probes["knowledge base, held-out phrasing"]}
         rounds = durability.retained_rounds(corpus, corpus.splits[split], rounds=rounds_n, seed=seed)
+        print(f"seed {seed}: θ0 asked about never-seen patients scores the forget options at "
+              f"{durability.stranger_accuracy(base, corpus, sets.forget_items, seed):.2f} (the counterfactual "
+              "prior's target; chance 0.25)", flush=True)
         gold = measure("retrain", retrain, base, None, items, rounds, seed, share, float("nan"))
         retrain_attack = gold.pop("_attack")
         gold["excess recovery"] = 0.0

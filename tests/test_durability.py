@@ -4,6 +4,8 @@ round by round, the weight distance and loss barrier between θ0 and the unlearn
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -147,3 +149,14 @@ def test_sequential_requests_report_every_earlier_requests_forget_accuracy(tiny_
     assert last["forgotten acc (closed-book)"] == pytest.approx(
         (n[0] * last["forget acc #1"] + n[1] * last["forget acc #2"]) / len(together))
     assert table["test acc (closed-book)"].between(0, 1).all()
+
+
+def test_stranger_accuracy_asks_each_question_about_a_holdout_patient(tiny_lm, tiny_corpus, sets):
+    names = {e.id: e.name for e in tiny_corpus.entities}
+    strangers = [names[p] for p in tiny_corpus.splits["holdout"]]
+    rng = random.Random("strangers-0")
+    asked = [replace(q, question=q.question.replace(names[q.about], rng.choice(strangers))) for q in sets.forget_items]
+    assert all(names[q.about] not in a.question for q, a in zip(sets.forget_items, asked))
+    value = durability.stranger_accuracy(tiny_lm, tiny_corpus, sets.forget_items, seed=0)
+    assert value == accuracy(tiny_lm.model, tiny_lm.tokenizer, asked)
+    assert value < accuracy(tiny_lm.model, tiny_lm.tokenizer, sets.forget_items)  # the patient's name matters

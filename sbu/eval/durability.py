@@ -175,3 +175,17 @@ def answer_entropy(lm: CausalLM, items: Sequence[QAItem]) -> float:
     stats = answer_token_stats(lm.model, lm.tokenizer, [prompts.closed_book(q.question) for q in items],
                                [prompts.answer_continuation(q.answer_text) for q in items])
     return float(-np.concatenate([s.mu for s in stats]).mean())  # μ = Σ p log p is minus the entropy
+
+
+def stranger_accuracy(lm: CausalLM, corpus: Corpus, items: Sequence[QAItem], seed: int = 0) -> float:
+    """Closed-book accuracy on ``items``' own options with each question asked about a holdout patient (seeded
+    draw) instead of its subject: what the model knows of the answers without the patient. For θ0 this is the
+    forget accuracy SRA's counterfactual prior aims at; a retrain-like reference would score chance."""
+    names = {e.id: e.name for e in corpus.entities}
+    strangers = [names[p] for p in corpus.splits.get("holdout", [])]
+    if not strangers:
+        raise ConfigError("the corpus has no holdout patients to ask about")
+    rng = random.Random(f"strangers-{seed}")
+    asked = [replace(q, question=q.question.replace(names[q.about], rng.choice(strangers))) for q in items]
+    return accuracy(lm.model, lm.tokenizer, asked)
+
