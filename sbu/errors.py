@@ -41,3 +41,8 @@ class StoreUnavailableError(StoreError, ConnectionError):
 class JournalError(SbuError):
     """A forget journal that cannot be read or trusted (a corrupted record, a seal that does not open, a request
     that is not in it)."""
+
+
+class ObligationError(SbuError):
+    """A standing obligation that cannot be used: its file is missing or corrupted, its seal does not open with the
+    barrier key, or it names probes the corpus does not hold."""
