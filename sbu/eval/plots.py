@@ -98,6 +98,9 @@ def obligation_rounds(table: pd.DataFrame, condition: str = "sbu", epsilon: floa
     twin.bar(rows["round"], rows["resuppression_rounds"], alpha=0.2, color="#2ca02c", width=0.4)
     twin.set_ylabel("re-suppression rounds", color="#2ca02c")
     twin.set_ylim(0, max(1, rows["resuppression_rounds"].max()) * 2)
+    ax.set_zorder(twin.get_zorder() + 1)  # the lines over the bars
+    ax.patch.set_visible(False)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("round (0: right after the request committed)")
     ax.set_xticks(rows["round"])
     ax.legend(fontsize=7, loc="upper left")
