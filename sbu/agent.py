@@ -9,19 +9,25 @@ is where backflow happens: the weights re-create deleted memory, memory re-teach
 A cached answer's IRI is a keyed hash of what it says and where it came from (no plaintext in the IRI, and the
 same answer from the same sources is the same node, so writing it again changes nothing). Its text is
 ``Q: <question> A: <answer>``.
+
+**Parameter-update hooks** (:class:`UpdateHook`): whatever must happen around each change of the weights — the
+standing obligations of committed forget requests (:class:`sbu.sync.StandingObligations`) — is handed to the agent
+as hooks, so the agent never imports the protocol. ``before_update()`` runs before a consolidation trains (it may
+refuse, and then nothing changes); ``after_update(lm)`` gets the trained model and returns the one the agent keeps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 from rdflib import Literal, URIRef
 from tqdm import tqdm
 
-from sbu import checks
+from sbu import checks, faults
 from sbu.data.schema import QAItem
 from sbu.memory.barrier import Barrier, keyed_hash, load_key, record_id
 from sbu.memory.store import MemoryStore
@@ -47,6 +53,16 @@ class Turn:
     refused: tuple[str, ...] = ()  # the barrier's reasons, when it refused the write-back
 
 
+class UpdateHook(Protocol):
+    """Called around every parameter update the agent makes (a consolidation)."""
+
+    def before_update(self) -> None:
+        """Before training; raising here leaves the agent (model, pending examples) unchanged."""
+
+    def after_update(self, lm: CausalLM) -> CausalLM:
+        """After training, with the trained model; returns the model the agent keeps."""
+
+
 def cached_answer_text(question: str, answer: str) -> str:
     return f"Q: {question} A: {answer}"
 
@@ -54,7 +70,8 @@ def cached_answer_text(question: str, answer: str) -> str:
 @dataclass
 class Agent:
     """An LLM agent with a persistent memory. ``barrier=None``: write-backs are not checked (an agent without
-    SBU's write barrier); ``consolidation=None``: :meth:`consolidate` uses the defaults."""
+    SBU's write barrier); ``consolidation=None``: :meth:`consolidate` uses the defaults; ``hooks``: called around
+    every consolidation (:class:`UpdateHook`)."""
 
     lm: CausalLM
     store: MemoryStore
@@ -65,6 +82,7 @@ class Agent:
     key: bytes | None = None  # for cached answers' IRIs (default: the barrier's key, else the key file)
     recent: list[Example] = field(default_factory=list)  # what the next consolidation trains on
     turns: list[Turn] = field(default_factory=list)
+    hooks: list[UpdateHook] = field(default_factory=list)
 
     def __post_init__(self):
         checks.integer("k (documents retrieved per question)", self.k, 1)
@@ -136,10 +154,16 @@ class Agent:
         return str(node), ()
 
     def consolidate(self) -> CausalLM:
-        """Fine-tune on what was read and written since the last consolidation (duplicates once)."""
+        """Fine-tune on what was read and written since the last consolidation (duplicates once), with every hook
+        around it; the agent takes the new model (and forgets its pending examples) only once all hooks passed."""
+        for hook in self.hooks:
+            hook.before_update()
         examples = list(dict.fromkeys(self.recent))
-        self.lm = consolidate(self.lm, examples, self.consolidation)
-        self.recent = []
+        lm = consolidate(self.lm, examples, self.consolidation)
+        faults.point("consolidation-trained")  # the crash tests kill here: trained, not yet re-verified
+        for hook in self.hooks:
+            lm = hook.after_update(lm)
+        self.lm, self.recent = lm, []
         return self.lm
 
     # -- the loop --------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 loads from the cache) the base and retrain models of a profile and prints their accuracy table and targets;
 ``sbu cohort`` writes the synthetic cohort as JSONL; ``sbu ingest`` loads a corpus into a memory store;
 ``sbu forget`` runs a forget request through the synchronized protocol (:mod:`sbu.sync`) and ``sbu resume``
-finishes every request a crash interrupted; ``sbu batch`` runs one notebook over a parameter grid
+finishes every request a crash interrupted; ``sbu obligations`` lists the standing obligations committed requests
+left (by request id and state, never their content); ``sbu batch`` runs one notebook over a parameter grid
 (:mod:`sbu.batch`); ``sbu study-report`` reads a notebook-04 sweep run in pieces as one study.
 """
 
@@ -206,6 +207,26 @@ def resume(args) -> int:
     return 0
 
 
+def obligations(args) -> int:
+    from sbu.journal import Sealer
+    from sbu.memory.barrier import load_keys
+    from sbu.obligations import ObligationBook
+
+    work = Path(args.work)
+    if not work.is_dir():
+        raise SbuError(f"no work folder {work}: give the --work of sbu forget")
+    book = ObligationBook(work / "obligations", Sealer(*load_keys(create=False)))
+    rows = book.listing()  # every file is opened: one that cannot be is a clear error here
+    if not rows:
+        print(f"[sbu obligations] no standing obligation in {book.folder}")
+        return 0
+    print(f"{'request':<40}  {'state':<18}  clean  checks  re-suppressions")
+    for row in rows:
+        print(f"{row.request:<40}  {row.state:<18}  {row.clean}/{row.discharge_after:<3}  {row.checks:>6}  "
+              f"{row.resuppressions:>15}")
+    return 0
+
+
 def study_report(args) -> int:
     import pandas as pd
 
@@ -324,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("resume", help="finish every forget request of a work folder that did not commit")
     p.add_argument("--work", default="results/forget")
     p.set_defaults(func=resume)
+
+    p = sub.add_parser("obligations", help="list the standing obligations of a work folder (request id, state, "
+                       "clean consolidations so far / to discharge)")
+    p.add_argument("--work", default="results/forget")
+    p.set_defaults(func=obligations)
 
     p = sub.add_parser("rotate-key", help="put a new barrier key first in the key file (old ones keep checking)")
     p.set_defaults(func=rotate_key)

@@ -51,3 +51,7 @@ class SweepFolderError(SbuError):
 class ClusterError(SbuError, ConnectionError):
     """A Dask cluster that cannot run a sweep: its scheduler does not answer, it has no workers, or a worker lacks
     this version of the package, the notebook or the shared results folder."""
+
+class ObligationError(SbuError):
+    """A standing obligation that cannot be used: its file is missing or corrupted, its seal does not open with the
+    barrier key, or it names probes the corpus does not hold."""

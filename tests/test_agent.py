@@ -124,6 +124,13 @@ def test_backflow_memory_only_recreates_forgotten_data_and_sbu_does_not(tiny_cor
     assert last.loc["sbu", "recreated_artifacts"] == 0 and last.loc["sbu", "refused"] > 0
     assert (table[table.condition == "sbu"]["memory_exposure"] == 0).all()
     assert conditions["sbu"].certificate is not None
+    # the sbu arm keeps its standing obligation: re-verified after every consolidation, re-suppressed when it leaks
+    sbu, only = table[table.condition == "sbu"].set_index("round"), table[table.condition == "memory-only"]
+    assert sbu.loc[[1, 2], "obligation_leakage"].notna().all() and only["obligation_leakage"].isna().all()
+    leaking = sbu.loc[[1, 2], "obligation_leakage"] > 0.15
+    assert (sbu.loc[[1, 2], "resuppression_rounds"] == leaking.astype(int)).all()
+    assert sbu.loc[0, "resuppression_rounds"] == 0
+    assert len(conditions["sbu"].standing.history) == 2
 
 
 def test_cached_answers_about_a_patient_are_forgotten_with_it_whatever_they_were_derived_from(tiny_corpus,
