@@ -31,6 +31,10 @@ from sbu.errors import StoreError, StoreUnavailableError
 
 DEFAULT_URL = "oxigraph:"
 BACKENDS = ("oxigraph", "memory", "sparql")
+# Operations joined by ";" in one update request, at most, per back end (None: no limit met). rdflib's own SPARQL
+# parser recurses once per operation and fails between 60 and 80 (docs/backends.md, trap 9); Oxigraph, embedded or
+# served, took every size tried. A forget larger than this is sent in batches that a resume can finish.
+MAX_UPDATE_OPS = {"memory": 40}
 
 
 @dataclass
@@ -49,6 +53,11 @@ class MemoryStore:
             # every named graph from the query.
             return self.dataset.store.query(sparql, initNs={}, initBindings=bindings or {}, queryGraph=None)
         return self.dataset.query(sparql, initBindings=bindings or {})
+
+    @property
+    def max_update_ops(self) -> int | None:
+        """The most operations one update request may join on this back end (:data:`MAX_UPDATE_OPS`)."""
+        return MAX_UPDATE_OPS.get(self.backend)
 
     def update(self, sparql: str) -> None:
         """Run a SPARQL update. No ``initBindings`` here: oxrdflib would hand the update to rdflib's slow engine
