@@ -31,7 +31,7 @@ import unicodedata
 from functools import cache
 from importlib import resources
 
-_TAG = re.compile(r"<[^<>]{0,300}>")
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]{0,300})?/?>")  # <em>, </b>, <a href="…">; not <https://…>
 _POSSESSIVE = re.compile(r"(?<=\w)['’ʼ‘`´](?:s\b)?")  # Parta's, Parta’s, Partas' → Parta
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")  # a run of letters, or a run of digits
 _DIGIT_RUN = re.compile(r"\d+(?:[^\w]{1,3}\d+)*")  # digit groups joined by short separators: 12-34-56, 2024/03/05

@@ -62,6 +62,7 @@ class MemoryStore:
     def update(self, sparql: str) -> None:
         """Run a SPARQL update. No ``initBindings`` here: oxrdflib would hand the update to rdflib's slow engine
         (docs/backends.md, trap 2); updates are built with fixed IRIs by the callers."""
+        faults.fail("store-update")  # the crash tests make the back end refuse from the N-th update on
         if self.backend == "sparql":
             # Straight to the endpoint: through the Dataset, rdflib would wrap the update in a GRAPH block of
             # its default graph, and a GRAPH inside a GRAPH is not SPARQL.
