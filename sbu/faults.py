@@ -47,5 +47,6 @@ def fail(name: str) -> None:
     if target != name:
         return
     _reached["fail:" + name] += 1
-    if _reached["fail:" + name] >= (int(nth) if nth else 1):
-        raise InjectedFailure(f"the memory store refused update {_reached['fail:' + name]} (injected: SBU_FAIL={wanted})")
+    calls = _reached["fail:" + name]
+    if calls >= (int(nth) if nth else 1):
+        raise InjectedFailure(f"the memory store refused update {calls} (injected: SBU_FAIL={wanted})")

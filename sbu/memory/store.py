@@ -205,7 +205,8 @@ def finish_compaction(path: Path) -> None:
 def _open_endpoint(url: str) -> MemoryStore:
     update_url = url[: -len("/query")] + "/update" if url.endswith("/query") else url
     store = SPARQLUpdateStore(query_endpoint=url, update_endpoint=update_url, context_aware=True,
-                              autocommit=True, returnFormat="json")
+                              autocommit=True, returnFormat="json", method="POST_FORM")
+    # POST_FORM: a query of a large request (a closure passed back as VALUES) is too long for a GET URL (HTTP 400)
     dataset = Dataset(store=store)
     # Without this, rdflib prefixes every request with its ~30 default PREFIX lines, one of which Oxigraph rejects.
     dataset.namespace_manager = NamespaceManager(dataset, bind_namespaces="none")

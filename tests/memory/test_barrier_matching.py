@@ -34,10 +34,12 @@ def adversarial_writes(name: str, record: str, mrn: str, last_visit: str) -> lis
              f"{given_name[0]}\u0301{given_name[1:]} {surname}", name.replace("a", "á").replace("o", "ö"),
              name.translate(CYRILLIC), f"{given_name}-{surname}", f"{given_name}{surname}", f"{surname}{given_name}",
              f"{given_name[0]}. {surname}", f"{given_name[0]} {surname} is better", f"{surname}, {given_name}",
-             f"{surname} {given_name} came in", f"{surname}, {given_name[0]}.", name.upper(), f"{given_name}\t{surname}",
+             f"{surname} {given_name} came in", f"{surname}, {given_name[0]}.", name.upper(),
+             f"{given_name}\t{surname}",
              f"{given_name}\u00a0{surname}", "".join(chr(ord(c) + 0xFEE0) if c.isalpha() else c for c in name),
              f"{given_name}\n{surname}", f"Paciente {name}, alta hoy"]
-    unique = [f"MRN {mrn[:3]}-{mrn[3:]} for someone else", f"record {' '.join(mrn)}", f"#{mrn[:2]}.{mrn[2:4]}.{mrn[4:]}",
+    unique = [f"MRN {mrn[:3]}-{mrn[3:]} for someone else", f"record {' '.join(mrn)}",
+              f"#{mrn[:2]}.{mrn[2:4]}.{mrn[4:]}",
               f"last seen {day:%d/%m/%Y}", f"last seen {day:%m/%d/%Y}", f"visit {day:%B} {day.day}, {day.year}",
               f"visit {day.day} {day:%b} {day.year}", f"visit {day:%Y%m%d}", f"visit {day:%Y.%m.%d}",
               f"visit {day.year}-{day.month}-{day.day}"]
