@@ -32,8 +32,9 @@ from sbu.errors import StoreError, StoreUnavailableError
 DEFAULT_URL = "oxigraph:"
 BACKENDS = ("oxigraph", "memory", "sparql")
 # Operations joined by ";" in one update request, at most, per back end (None: no limit met). rdflib's own SPARQL
-# parser recurses once per operation and fails between 60 and 80 (docs/backends.md, trap 9); Oxigraph, embedded or
-# served, took every size tried. A forget larger than this is sent in batches that a resume can finish.
+# parser recurses once per operation and fails from 73 on (benchmarks/update_limits.py, docs/backends.md, trap 10);
+# Oxigraph, embedded or served, took every size tried. A forget larger than this is sent in batches that a resume
+# can finish.
 MAX_UPDATE_OPS = {"memory": 40}
 
 
