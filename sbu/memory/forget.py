@@ -29,7 +29,7 @@ from sbu.data.summaries import summary_text
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.normalise import value_unique_forms
 from sbu.memory.plan import ForgetPlan, plan_forget
-from sbu.memory.sparql import load_query, with_literals, with_not_in, with_values
+from sbu.memory.sparql import load_query, with_literals, with_values
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import META, PROV, RDF, RDFS, SBU, iri
 
@@ -84,10 +84,8 @@ def unique_values(store: MemoryStore, plan: ForgetPlan, values: Iterable[str]) -
     candidates = sorted({v for v in values if value_unique_forms(v)})
     if not candidates:
         return []
-    query = with_literals(load_query("shared_values"), "v", candidates)
-    if plan.closure:
-        query = with_not_in(with_not_in(query, "g", sorted(plan.closure)), "x", sorted(plan.closure))
-    shared = {str(row[0]) for row in store.query(query)}
+    rows = store.query(with_literals(load_query("shared_values"), "v", candidates))
+    shared = {str(v) for holder, v in rows if URIRef(str(holder)) not in plan.closure}
     return [v for v in candidates if v not in shared]
 
 
