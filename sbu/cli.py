@@ -125,8 +125,9 @@ def ingest(args) -> int:
     with open_store(args.store) as store:
         if len(store):
             raise SbuError(f"the memory at {args.store} already holds {len(store)} quads; ingest into an empty one")
-        n = ingest_corpus(store, corpus)
-    print(f"[sbu ingest] {n} quads of {corpus.name} into {args.store}")
+        result = ingest_corpus(store, corpus)
+    skipped = f"; {result.skipped} records left out by the barrier {result.reasons}" if result.skipped else ""
+    print(f"[sbu ingest] {result.quads} quads of {corpus.name} into {args.store}{skipped}")
     return 0
 
 

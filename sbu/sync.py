@@ -52,10 +52,10 @@ from sbu.data.schema import Corpus
 from sbu.errors import ConfigError, JournalError, ObligationError, StoreError
 from sbu.files import write_atomic
 from sbu.journal import Journal, Sealer
-from sbu.memory.barrier import Barrier, keyed_hash, record_id
+from sbu.memory.barrier import Barrier, Reason, keyed_hash, record_id
 from sbu.memory.closure import seeds_of
 from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri, successor_count
-from sbu.memory.plan import plan_forget
+from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import iri
 from sbu.model.network import CausalLM, load
@@ -69,6 +69,7 @@ from sbu.unlearn.methods import METHODS
 JOURNAL_FORMAT = 2  # how a request's plan is journaled (2: a ForgetSet of record ids, snake_case counts)
 STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
 ROUND_STATES = ("MEMORY", "PARAMETER", "VERIFY")  # the states a round repeats
+VALUE_REASONS = {Reason.VALUE, Reason.UNIQUE_VALUE}  # a refused answer that states a forgotten value
 AFTER = {"RECEIVED": "BARRIER", "BARRIER": "MEMORY", "MEMORY": "PARAMETER", "PARAMETER": "VERIFY"}  # VERIFY decides
 
 
@@ -229,15 +230,21 @@ class ForgetProtocol:
         hashes = barrier_entries(self.store, plan, self.barrier)
         self.barrier.raise_for(self.store, iri(f"request/{request}"), hashes)
         self._record(request, "BARRIER", seconds=time.perf_counter() - started, blocked=len(hashes),
-                     plan=plan.counts(), sealed=self.sealer.seal(plan.forget_set().as_record()))
+                     plan=plan.counts(), sealed=self.sealer.seal(plan.forget_set().as_record()),
+                     sealed_plan=self.sealer.seal(plan.as_record()))
 
     def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
         request_node = iri(f"request/{request}")
         remaining = [t for t in targets if seeds_of(self.store, record_id(t))]
         counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
-        if remaining and not (round_no == 1 and applied(self.store, request_node)):
-            plan = plan_forget(self.store, remaining)
+        barrier_record = next(r for r in records if r["state"] == "BARRIER")
+        first = round_no == 1 and not applied(self.store, request_node)
+        if (first and "sealed_plan" in barrier_record) or (remaining and not (round_no == 1 and not first)):
+            # round 1 applies the very plan the barrier was raised for: a try that failed after some of its
+            # batches left a memory that planning again would read wrong; applying the plan again finishes it
+            plan = (ForgetPlan.from_record(self.sealer.open(barrier_record["sealed_plan"]))
+                    if first and "sealed_plan" in barrier_record else plan_forget(self.store, remaining))
             index = self._index()
             # drop the closure's documents and cached vectors first: after a crash between the forget and the
             # index, nothing could name those vectors again (a cached vector is keyed by its text)
@@ -351,7 +358,7 @@ def parameter_leakage_of(probes: Sequence, turns: Sequence[Turn]) -> tuple[float
     by the barrier, which refused the write-back) minus what guessing gets (1 / options), and the ids that leaked.
     A leak is the forgotten value *answered*: a wrong option can be another blocked value of the same subject (a
     PubMedQA-L abstract's other endings), and counting it made a model at chance look like it leaked."""
-    leaked = [p.id for p, t in zip(probes, turns) if t.correct and "blocked value" in t.refused]
+    leaked = [p.id for p, t in zip(probes, turns) if t.correct and VALUE_REASONS & set(t.refused)]
     chance = float(np.mean([1 / len(p.options) for p in probes]))
     return max(0.0, len(leaked) / len(probes) - chance), leaked
 
