@@ -22,6 +22,14 @@ class UnknownSplitError(SbuError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ParameterError(ConfigError):
+    """A notebook parameter of the wrong kind or out of its allowed values (:mod:`sbu.params`). In a notebook it
+    shows as its one line, without a traceback: the message says all there is to fix."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of the traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
 class DataFileError(SbuError, FileNotFoundError):
     """A data file or model path that does not exist or cannot be read."""
 

@@ -27,8 +27,9 @@ MAY_IMPORT = {
     "sync": {"data", "memory", "retrieval", "model", "unlearn", "agent"},
     "eval": {"data", "memory", "retrieval", "model", "unlearn", "agent", "sync", "config"},
     "experiment": {"data", "model", "unlearn", "config", "eval"},
+    "params": {"data", "memory", "model", "unlearn", "config", "sync"},
     "kernel": set(),
-    "batch": {"kernel", "eval"},
+    "batch": {"kernel", "eval", "params"},
     "demo": {"data", "memory", "sync", "config"},
     "cli": {"*"},
 }

@@ -149,15 +149,25 @@ def _n3(term) -> str:
 def open_store(url: str = DEFAULT_URL, create: bool = True) -> MemoryStore:
     """Open the memory at ``url``. ``oxigraph:PATH`` creates the folder when ``create`` (its parent must exist);
     with ``create=False`` the folder must already hold a store."""
+    scheme = url_scheme(url)
+    if scheme == "oxigraph":
+        return _open_oxigraph(url, url.partition(":")[2], create)
+    if scheme == "memory":
+        return MemoryStore(url, "memory", Dataset())
+    return _open_endpoint(url)
+
+
+def url_scheme(url) -> str:
+    """The back end a memory URL names (oxigraph, memory or http), opening nothing; a clear error for any other."""
     if not isinstance(url, str) or not url:
         raise StoreError(f"memory URL must be a non-empty string such as 'oxigraph:' or 'memory:', got {url!r}")
     scheme, colon, rest = url.partition(":")
     if scheme == "oxigraph" and colon:
-        return _open_oxigraph(url, rest, create)
+        return scheme
     if scheme == "memory" and not rest:
-        return MemoryStore(url, "memory", Dataset())
+        return scheme
     if scheme in ("http", "https"):
-        return _open_endpoint(url)
+        return "http"
     raise StoreError(f"unknown memory URL {url!r}: use 'oxigraph:' (in memory), 'oxigraph:PATH' (on disk), "
                      "'memory:' (rdflib's store) or 'http://HOST:PORT/query' (a SPARQL endpoint)")
 
