@@ -24,7 +24,7 @@ from scipy import stats
 from sbu.batch.runner import RunProgress, progress_line, run_progress, threads_per_run
 from sbu.batch.sweep import Run, load_sweep, plan_runs, run_id
 from sbu.cli import main
-from sbu.errors import ConfigError, SbuError
+from sbu.errors import ConfigError, ParameterError, SbuError
 from sbu.eval import study
 from sbu.eval.plots import MAX_PANELS, draw_summary, panel_metrics
 from sbu.eval.stats import summarize
@@ -195,7 +195,7 @@ def test_a_fixed_sweep_finishes_every_run_and_summarises_them(first_start, capsy
     ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "collect": "../a.csv"}, "'collect' must be a file name"),
     ({"notebook": "sweep_notebook", "grid": {"x": [1]}, "plot": "score"}, "'plot' must be a list of metric names"),
     ("- just\n- a list\n", "must be a mapping with the keys notebook, params, grid, collect, plot"),
-    ("grid: [unclosed\n", "is not valid YAML"),
+    ("notebook: sweep_notebook\ngrid: [unclosed\n", "xs.yaml, line 3, column 1 is not valid YAML: expected ',' or ']'"),
 ], ids=["unknown-notebook", "unknown-grid-parameter", "unknown-fixed-parameter", "empty-grid-list",
         "grid-value-not-a-list", "repeated-value", "wrong-type", "out-dir-in-grid", "key-in-params-and-grid",
         "unknown-key", "no-grid", "collect-outside-out-dir", "plot-not-a-list", "not-a-mapping", "bad-yaml"])
@@ -206,6 +206,35 @@ def test_a_wrong_sweep_file_is_a_clear_error_and_writes_nothing(tmp_path, capsys
     assert not out.exists()
     with pytest.raises(ConfigError):
         load_sweep(sweep, DATA)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ({"params": {"profile": "bogus"}, "grid": {"seed": [0]}},
+     "params.profile: profile must be one of paper, smoke, smoke-study, got 'bogus'"),
+    ({"grid": {"seed": [0, "seven"]}}, "grid.seed must be a int"),
+    ({"grid": {"seed": [0, -1]}}, "grid.seed: seed must be an integer in [0, 4_294_967_295], got -1"),
+    ({"grid": {"forget_splits": [["forget05"], ["f"]]}}, "grid.forget_splits: forget_splits must be a list of forget "
+                                                         "splits (forget01, forget05, forget10), got ['f']"),
+    ({"params": {"seeds": [0, 0]}, "grid": {"seed": [0]}}, "params.seeds: seeds lists 0 twice"),
+    ({"params": {"methods": ["sra", "nope"]}, "grid": {"seed": [0]}}, "params.methods: methods must be a list of"),
+], ids=["unknown-profile", "wrong-type", "negative-seed", "unknown-split", "repeated-seed", "unknown-method"])
+def test_a_sweep_of_a_shipped_notebook_is_refused_before_any_run_when_a_value_is_wrong(tmp_path, capsys, content,
+                                                                                       message):
+    """The values every run would get are checked as notebook 04's check cell checks them (sbu.params): one line,
+    exit 2, nothing written, instead of runs that fail one by one inside the notebook."""
+    sweep, out = _sweep_file(tmp_path, {"notebook": "04_evaluation", **content}), tmp_path / "results"
+    assert main(["batch", str(sweep), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_sweep_of_notebook_02_takes_any_subset_of_methods(tmp_path):
+    grid = {"methods": [["npo"], ["sra", "grad_diff"], ["all"]]}
+    sweep = load_sweep(_sweep_file(tmp_path, {"notebook": "02_parameter_pathway", "grid": grid}))
+    assert [run_id(point) for point in sweep.points()] == ["methods=npo", "methods=sra+grad_diff", "methods=all"]
+    with pytest.raises(ParameterError, match=r"grid\.methods: methods must be .* or \[all\], got \['sra', 'al'\]"):
+        load_sweep(_sweep_file(tmp_path, {"notebook": "02_parameter_pathway", "grid": {"methods": [["sra", "al"]]}}))
 
 
 def test_a_missing_sweep_file_is_a_clear_error(tmp_path, capsys):

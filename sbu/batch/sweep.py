@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import papermill as pm
 import yaml
 
-from sbu.errors import ConfigError, DataFileError
+from sbu.errors import ConfigError, DataFileError, ParameterError
+from sbu.params import check_values, rules
 
 if TYPE_CHECKING:
     from sbu.batch.runner import RunOutcome  # TYPE_CHECKING only: runner imports this module
@@ -76,8 +77,11 @@ def _read_mapping(path: Path) -> dict:
         raise DataFileError(f"no sweep file {path}; sweeps live in params/sweeps/NAME.yaml")
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"sweep file {path} is not valid YAML: {err}") from None
+    except yaml.YAMLError as err:  # name the file and line, not YAML's "<unicode string>"
+        mark = getattr(err, "problem_mark", None)
+        at = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"sweep file {at} is not valid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"sweep file {path} must be a mapping with the keys {', '.join(SWEEP_KEYS)}, "
                           f"not {type(raw).__name__}")
@@ -162,6 +166,20 @@ def _check_against_notebook(notebook: Path, params: dict, grid: dict[str, list],
                 hint = f" (one list per run: {key}: [[a], [b, c]])" if kind == "list" and section == "grid" else ""
                 raise ConfigError(f"{where}: {section}.{key} must be a {kind}, as {notebook.name} declares it; "
                                   f"got {value!r}{hint}")
+    _check_values(notebook, settings, where)
+
+
+def _check_values(notebook: Path, settings: list[tuple[str, str, list]], where: str) -> None:
+    """The values every run will get, checked as the notebook's check cell will check them (:mod:`sbu.params`):
+    each value on its own, so that a sweep that would fail inside a run fails here, before any run starts."""
+    if rules(notebook.name) is None:  # a notebook the package does not ship: its declared types are all there is
+        return
+    for section, key, values in settings:
+        for value in values:
+            try:
+                check_values(notebook.name, {key: value})
+            except ParameterError as err:
+                raise ParameterError(f"{where}: {section}.{key}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------- runs
