@@ -35,6 +35,21 @@ def _notebooks(names: list[str] | None) -> list[Path]:
     return found
 
 
+def _check_run_parameters(notebooks: list[Path], params: dict) -> None:
+    """Every parameter given is one each notebook declares, with a value its check cell accepts (sbu.params)."""
+    from sbu.batch.sweep import notebook_parameters
+    from sbu.errors import ParameterError
+    from sbu.params import check_values
+
+    for notebook in notebooks:
+        declared = notebook_parameters(notebook)
+        unknown = [name for name in params if name not in declared]
+        if unknown:
+            raise ParameterError(f"{notebook.stem} has no parameter {unknown[0]!r}; its parameters are "
+                                 f"{', '.join(declared)} (run only some notebooks by naming them)")
+        check_values(notebook.stem, params)
+
+
 def run(args) -> int:
     import yaml
 
@@ -47,6 +62,9 @@ def run(args) -> int:
     params = yaml.safe_load(params_file.read_text()) or {}
     if args.seed is not None:
         params["seed"] = args.seed
+    for name, value in args.parameter or ():
+        params[name] = yaml.safe_load(value)  # as YAML: 7 is a number, [a, b] a list
+    _check_run_parameters(notebooks, params)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or PROJECT / "results" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +73,8 @@ def run(args) -> int:
         target.mkdir(parents=True, exist_ok=True)
         print(f"[sbu run] {notebook.name} → {target}", flush=True)
         execute_notebook(notebook, target / notebook.name, cwd=str(notebook.parent),
-                         parameters={**params, "out_dir": str(target)}, progress_bar=True)
+                         parameters={**params, "out_dir": str(target)}, progress_bar=True,
+                         prepare_only=args.prepare_only)
     print(f"\n[sbu run] results in {out}")
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         files = sorted(f.name for f in folder.iterdir())
@@ -266,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="smoke (default), smoke-study or paper: reads params/<profile>.yaml")
     p.add_argument("--params", help="a YAML file of notebook parameters instead of the profile's")
     p.add_argument("--seed", type=int)
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a notebook "
+                   "parameter, VALUE read as YAML (-p seed 7, -p forget_splits [forget05]); checked before any run")
+    p.add_argument("--prepare-only", action="store_true", help="write the notebooks with their parameters "
+                   "injected, not run (course handouts)")
     p.add_argument("--out", help="output folder (default results/<timestamp>)")
     p.add_argument("notebooks", nargs="*", help="run only these notebooks (name prefixes such as 01 or 02)")
     p.set_defaults(func=run)
