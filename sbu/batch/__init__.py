@@ -12,7 +12,8 @@ A sweep file, e.g. ``params/sweeps/seeds.yaml``::
 
 A list-valued parameter takes one list per run: ``forget_splits: [[forget01], [forget05]]``. The whole file is
 checked before anything is written: known keys, the notebook, every parameter of ``params`` and ``grid`` against
-the notebook's cell tagged ``parameters`` (with the type it declares), non-empty lists in the grid.
+the notebook's cell tagged ``parameters`` (with the type it declares) and, for the project's notebooks, every value
+against what the notebook's check cell allows (:mod:`sbu.params`), non-empty lists in the grid.
 
 Where results go (``--out`` replaces ``results/``)::
 

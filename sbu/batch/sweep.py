@@ -1,5 +1,5 @@
-"""The sweep file: its schema and checks (every key, and every parameter against the notebook's cell tagged
-``parameters``), and the plan it makes — one :class:`Run` per grid point, each in a folder named by its values."""
+"""The sweep file: its schema and checks (every key, every parameter against the notebook's cell tagged
+``parameters``, every value against :mod:`sbu.params`), and the plan it makes — one :class:`Run` per grid point, each in a folder named by its values."""
 
 from __future__ import annotations
 
