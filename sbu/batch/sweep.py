@@ -1,5 +1,6 @@
 """The sweep file: its schema and checks (every key, every parameter against the notebook's cell tagged
-``parameters``, every value against :mod:`sbu.params`), and the plan it makes — one :class:`Run` per grid point, each in a folder named by its values."""
+``parameters``, every value against :mod:`sbu.params`), and the plan it makes — one :class:`Run` per grid point,
+each in a folder named by its values."""
 
 from __future__ import annotations
 
