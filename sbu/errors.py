@@ -41,3 +41,8 @@ class StoreUnavailableError(StoreError, ConnectionError):
 class JournalError(SbuError):
     """A forget journal that cannot be read or trusted (a corrupted record, a seal that does not open, a request
     that is not in it)."""
+
+
+class KeyStoreError(StoreError):
+    """A memory's key store or master key that is missing, corrupt or does not match (never replaced silently: a
+    new key cannot open what the old one sealed)."""

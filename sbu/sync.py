@@ -7,9 +7,10 @@
   then journaled; its targets are sealed (:class:`sbu.journal.Sealer`), never written in clear.
 - **BARRIER**: the plan is computed and the blocklist raised — from here on nothing about the targets can be
   written back, whatever else is still running.
-- **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the on-disk
-  store is rewritten so that no file keeps deleted plaintext. In later rounds: whatever memory still holds about
-  the targets.
+- **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the data
+  keys of every pruned and tombstoned node are destroyed, so no copy of their ciphertext opens again (an on-disk
+  store is rewritten only with ``ProtocolConfig(compact=True)``, housekeeping). In later rounds: whatever memory
+  still holds about the targets.
 - **PARAMETER**: the configured unlearning method (SRA by default) on a LoRA adapter, D_f built from the plan's
   forget set (plus, in later rounds, the probes that leaked); the adapter is saved under the request's folder.
 - **VERIFY**: the agent (new weights, new memory, the barrier) answers direct and paraphrased probes about the
@@ -45,6 +46,7 @@ from sbu.data.schema import Corpus
 from sbu.errors import ConfigError, JournalError, StoreError
 from sbu.files import write_atomic
 from sbu.journal import Journal, Sealer
+from sbu.memory import erasure
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.closure import seeds_of
 from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri, successor_count
@@ -74,6 +76,7 @@ class ProtocolConfig:
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
+    compact: bool = False  # rewrite an on-disk store after MEMORY (housekeeping: erasure is by key destruction)
 
     def __post_init__(self):
         checks.number("epsilon (the leakage allowed at commit)", self.epsilon, 0, below=1)
@@ -82,6 +85,7 @@ class ProtocolConfig:
         checks.integer("retained_probes", self.retained_probes, 0, 100_000)
         checks.integer("seed", self.seed, 0, 2**31 - 1)
         checks.flag("repair", self.repair)
+        checks.flag("compact", self.compact)
         checks.choice("method", self.method, METHODS)
         if not isinstance(self.unlearn, dict):
             raise ConfigError(f"unlearn must be a dict of unlearning hyper-parameters, got {self.unlearn!r}")
@@ -218,6 +222,7 @@ class ForgetProtocol:
     def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
         request_node = iri(f"request/{request}")
+        erasure.finish(self.store, lambda r: applied(self.store, r))  # a crash after the update, before the keys
         remaining = [t for t in targets if seeds_of(self.store, record_id(t))]
         counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
         if remaining and not (round_no == 1 and applied(self.store, request_node)):
@@ -234,7 +239,7 @@ class ForgetProtocol:
             planned = next(r for r in records if r["state"] == "BARRIER")["plan"]
             counts = {"pruned": planned["isolated"] + planned["entities_pruned"], "tombstoned": planned["shared"],
                       "successors": successor_count(self.store, request_node)}
-        if self.store.path is not None:
+        if self.config.compact and self.store.path is not None:
             self.store.compact()
         self._record(request, "MEMORY", round=round_no, seconds=time.perf_counter() - started, **counts)
 

@@ -13,6 +13,11 @@ Oxigraph, embedded or served; rdflib's own store applies the operations one by o
 
 Updates are built from fixed IRIs and rdflib-serialized literals, never from pasted text, and split in Python
 first (docs/backends.md, trap 7: one SPARQL request that does the whole forget by itself is slow).
+
+3. **erasure** — the data keys of every pruned and tombstoned node are marked before the forget update and
+   destroyed right after it (:mod:`sbu.memory.erasure`): whatever copy of their ciphertext is left — RocksDB's
+   files, an endpoint's, a backup — no longer opens. Texts read here (names, values, the texts successors are
+   made of) are opened from their sealed form; successors' texts are sealed under keys of their own.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from rdflib import Literal, URIRef
 
 from sbu import faults
 from sbu.data.summaries import summary_text
+from sbu.memory import erasure
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.sparql import load_query, with_values
@@ -50,6 +56,7 @@ class ForgetResult:
     blocked: int = 0  # hashes the request added to the barrier
     seconds: float = 0.0  # how long applying took (barrier and forget updates)
     compact_seconds: float | None = None  # how long rewriting an on-disk store took (None: not rewritten)
+    keys_destroyed: int = 0  # data keys of pruned and tombstoned nodes destroyed (erasure)
 
     def counts(self) -> dict[str, int]:
         return {"pruned": len(self.pruned), "tombstoned": len(self.tombstoned), "successors": len(self.successors),
@@ -66,8 +73,9 @@ def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta
     closure node. Computed from the store *before* anything is deleted."""
     targets = [iri(t) for t in plan.targets]
     meta = meta if meta is not None else _metadata(store, targets)
-    asserted = store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))
-    pairs = [(str(s), str(o)) for _, s, _, o in asserted]
+    asserted = [(s, p, o, URIRef(str(g))) for g, s, p, o in
+                store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))]
+    pairs = [(str(s), str(o)) for (s, _, _, _), o in zip(asserted, store.reveal(asserted)) if o is not None]
     names = [str(n) for t in targets for n in meta[t].get(RDFS.label, [])]
     return barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure)
 
@@ -85,9 +93,10 @@ def applied(store: MemoryStore, request: URIRef) -> bool:
 
 
 def forget(store: MemoryStore, targets: Iterable[str], barrier: Barrier | None = None,
-           now: datetime | None = None, compact: bool = True) -> tuple[ForgetPlan, ForgetResult]:
-    """Plan and apply a request in one call, then (``compact``) rewrite an on-disk store so that no file keeps
-    the deleted plaintext (:meth:`MemoryStore.compact`); returns the plan and the result."""
+           now: datetime | None = None, compact: bool = False) -> tuple[ForgetPlan, ForgetResult]:
+    """Plan and apply a request in one call; returns the plan and the result. Erasure is the destruction of the
+    forgotten nodes' keys (in :func:`apply_forget`); ``compact`` also rewrites an on-disk store
+    (:meth:`MemoryStore.compact`), optional housekeeping that reclaims the space of deleted ciphertext."""
     plan = plan_forget(store, targets)
     result = apply_forget(store, plan, barrier, now)
     if compact and store.path is not None:
@@ -101,8 +110,11 @@ def _metadata(store: MemoryStore, nodes: Iterable[URIRef]) -> dict[URIRef, dict[
     nodes = sorted(set(nodes))
     out: dict[URIRef, dict[URIRef, list]] = {n: {} for n in nodes}
     if nodes:
-        for x, p, o in store.query(with_values(load_query("metadata"), "x", nodes)):
-            out[URIRef(str(x))].setdefault(URIRef(str(p)), []).append(o)
+        rows = [(URIRef(str(x)), URIRef(str(p)), o, META)
+                for x, p, o in store.query(with_values(load_query("metadata"), "x", nodes))]
+        for (x, p, _, _), o in zip(rows, store.reveal(rows)):
+            if o is not None:  # None: a text whose key is destroyed
+                out[x].setdefault(p, []).append(o)
     for props in out.values():
         for values in props.values():
             values.sort()
@@ -137,6 +149,7 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
     ``repair=False`` (an ablation) tombstones shared artifacts without successors: what they said about retained
     entities is lost with them."""
     started = time.perf_counter()
+    erasure.finish(store, lambda r: applied(store, r))  # keys a crash left marked by an applied request
     barrier = barrier if barrier is not None else Barrier.load(store)
     now = now or datetime.now(UTC)
     request = request_iri(barrier.key, plan.targets)
@@ -189,9 +202,13 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
             inserts.append((x, SBU.textHash, Literal(keyed_hash(barrier.key, "text", str(old_text)))))
     inserts.append((request, PROV.startedAtTime, when))
 
+    inserts = [(s, p, o) for s, p, o, _ in store.seal((s, p, o, META) for s, p, o in inserts)]
+    erasure.schedule(store, request, pruned | shared)
     store.update(_forget_update(pruned, shared, meta, inserts))
+    faults.point("erase-keys")  # between the graph update and the keys' destruction: resume destroys them
+    destroyed = erasure.erase(store, request)
     return ForgetResult(request, frozenset(pruned), frozenset(shared), successors, texts, tuple(refused),
-                        len(hashes), time.perf_counter() - started)
+                        len(hashes), time.perf_counter() - started, keys_destroyed=destroyed)
 
 
 def _forget_update(pruned: set[URIRef], shared: set[URIRef], meta: dict, inserts: list[tuple]) -> str:
