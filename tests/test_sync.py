@@ -169,9 +169,9 @@ def cli_setup(tiny_corpus, tiny_lm, built_once):
 
 
 def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(tiny_corpus, cli_setup):
-    """Store folder (texts sealed, never compacted), journal, certificate, adapters, model, the command's log, the embedding cache:
-    none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones match binary
-    noise)."""
+    """Store folder (texts sealed, not compacted), journal, certificate, adapters, model, the command's log, the
+    embedding cache: none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones
+    match binary noise)."""
     patient = _patient(tiny_corpus)
     secrets = [s for s in forgotten_strings(tiny_corpus, [patient]) + [patient]
                + [f.text for f in tiny_corpus.facts if f.about == patient] if len(s) >= 4]

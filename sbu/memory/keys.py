@@ -100,7 +100,7 @@ class KeyStore:
         if not masters:
             raise KeyStoreError("a key store needs a master key")
         self.path = path
-        self.masters = {master_id(k): k for k in masters}
+        self.masters = {master_id(k): AESGCM(k) for k in masters}
         self.current = master_id(masters[0])
         self._lock = threading.RLock()
         self._cache: dict[str, bytes] = {}
@@ -141,11 +141,11 @@ class KeyStore:
     # -- wrapping --------------------------------------------------------------------------------------------------
     def _wrap(self, node: str, key: bytes, master: str | None = None) -> bytes:
         nonce = os.urandom(12)
-        return nonce + AESGCM(self.masters[master or self.current]).encrypt(nonce, key, node.encode())
+        return nonce + self.masters[master or self.current].encrypt(nonce, key, node.encode())
 
     def _unwrap(self, node: str, wrapped: bytes, master: str) -> bytes:
         try:
-            return AESGCM(self.masters[master]).decrypt(wrapped[:12], wrapped[12:], node.encode())
+            return self.masters[master].decrypt(wrapped[:12], wrapped[12:], node.encode())
         except (InvalidTag, KeyError, ValueError):
             raise KeyStoreError(f"the data key of {node} does not open under its master key: the key store is "
                                 "corrupt; restore it from its backup") from None
@@ -178,12 +178,17 @@ class KeyStore:
         nodes = set(nodes)
         with self._lock:
             found = self.get(nodes)
-            new = [(n, self._wrap(n, key), self.current) for n in sorted(nodes - set(found))
-                   for key in [secrets.token_bytes(DATA_KEY_BYTES)]]
-            if new:
+            made = {n: secrets.token_bytes(DATA_KEY_BYTES) for n in sorted(nodes - set(found))}
+            if made:
                 with self._transaction():
-                    self._db.executemany("INSERT OR IGNORE INTO keys (node, wrapped, master) VALUES (?, ?, ?)", new)
-                found.update(self.get(n for n, _, _ in new))
+                    inserted = self._db.executemany(
+                        "INSERT OR IGNORE INTO keys (node, wrapped, master) VALUES (?, ?, ?)",
+                        [(n, self._wrap(n, key), self.current) for n, key in made.items()]).rowcount
+                if inserted == len(made):  # every key is the one made here
+                    self._cache.update(made)
+                    found.update(made)
+                else:  # another process made some meanwhile: theirs won
+                    found.update(self.get(made))
             return found
 
     def __len__(self) -> int:
@@ -235,7 +240,7 @@ class KeyStore:
         """Re-wrap every data key under ``new_master`` (one transaction), which becomes current."""
         new_id = master_id(new_master)
         with self._lock:
-            self.masters[new_id] = new_master
+            self.masters[new_id] = AESGCM(new_master)
             with self._transaction():
                 rows = self._db.execute("SELECT node, wrapped, master FROM keys").fetchall()
                 self._db.executemany("UPDATE keys SET wrapped = ?, master = ? WHERE node = ?",

@@ -21,7 +21,6 @@ under it unreadable wherever a copy of the ciphertext lies (crypto-shredding).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -34,7 +33,6 @@ from sbu.memory.keys import KeyStore
 from sbu.memory.vocab import META, RDFS, SBU
 
 SEALED = SBU.sealed  # the datatype of a sealed literal
-TEXT_PREDICATES = (SBU.text, RDFS.label)  # the metadata graph's literals that are sealed
 
 
 def owner(s, p, o, g) -> URIRef | None:
@@ -42,9 +40,9 @@ def owner(s, p, o, g) -> URIRef | None:
     literal, or a metadata literal that is not a text or a name (times, keyed hashes, key ids)."""
     if not isinstance(o, Literal):
         return None
-    if g != META:
+    if not str.__eq__(g, META):  # str's comparison: rdflib's own is slow, and this runs once per quad
         return URIRef(str(g))  # an asserted value: sealed under its assertion's key
-    return URIRef(str(s)) if p in TEXT_PREDICATES else None
+    return URIRef(str(s)) if str.__eq__(p, SBU.text) or str.__eq__(p, RDFS.label) else None
 
 
 def is_sealed(term) -> bool:
@@ -55,11 +53,12 @@ def _ad(node, s, p) -> bytes:
     return f"{node}\n{s}\n{p}".encode()
 
 
-def seal(data_key: bytes, node, s, p, value: str) -> Literal:
-    """``value`` sealed under ``data_key`` (deterministic: the same inputs give the same literal)."""
+def seal(data_key: bytes, node, s, p, value: str, cipher: AESGCM | None = None) -> Literal:
+    """``value`` sealed under ``data_key`` (deterministic: the same inputs give the same literal); ``cipher``:
+    ``AESGCM(data_key[:32])`` when the caller has it already."""
     ad, plain = _ad(node, s, p), str(value).encode()
-    nonce = hmac.new(data_key[32:], ad + b"\x00" + plain, hashlib.sha256).digest()[:12]
-    blob = nonce + AESGCM(data_key[:32]).encrypt(nonce, plain, ad)
+    nonce = hmac.digest(data_key[32:], ad + b"\x00" + plain, "sha256")[:12]
+    blob = nonce + (cipher or AESGCM(data_key[:32])).encrypt(nonce, plain, ad)
     return Literal(base64.b64encode(blob).decode("ascii"), datatype=SEALED)
 
 
@@ -77,8 +76,13 @@ def seal_quads(keys: KeyStore, quads: Iterable[tuple]) -> list[tuple]:
     quads = list(quads)
     owners = [owner(*q) for q in quads]
     data_keys = keys.ensure(str(n) for n in owners if n is not None)
-    return [(s, p, o if n is None or is_sealed(o) else seal(data_keys[str(n)], n, s, p, o), g)
-            for (s, p, o, g), n in zip(quads, owners)]
+    ciphers = {n: AESGCM(k[:32]) for n, k in data_keys.items()}  # an assertion seals two literals with one
+    return [(s, p, o if n is None or is_sealed(o) else seal(data_keys[n], n, s, p, o, ciphers[n]), g)
+            for (s, p, o, g), n in zip(quads, map(_str_or_none, owners))]
+
+
+def _str_or_none(node) -> str | None:
+    return None if node is None else str(node)
 
 
 def reveal_quads(keys: KeyStore | None, quads: Iterable[tuple]) -> list:
