@@ -73,7 +73,8 @@ class MemoryStore:
                 elif create:
                     memory_id = secrets.token_hex(16)
                     keys = KeyStore(keystore_path(memory_id), load_master_keys(create=True), create=True)
-                    self.update(f"INSERT DATA {{ {MEMORY_NODE.n3()} {SBU.keyStore.n3()} {Literal(memory_id).n3()} }}")
+                    self.update(f"INSERT {{ {MEMORY_NODE.n3()} {SBU.keyStore.n3()} {Literal(memory_id).n3()} }} "
+                                "WHERE {}")  # not INSERT DATA: rdflib's Dataset refuses it (docs/backends.md, trap 6)
                     self.keys = keys
         return self.keys
 
