@@ -285,8 +285,12 @@ def run_cell(cell: Cell, url: str, corpus: Corpus, patients: list[str], budget_s
         cell.status = f"over budget ({budget_s:.0f} s) after {len(cell.requests)} of {len(patients) - 1} requests"
     finally:
         if store is not None:
+            keys = store.keys.path if store.keys is not None else None
             with contextlib.suppress(Exception):
                 store.close()
+            for leftover in [keys.parent.glob(keys.name + "*")] if keys is not None else []:
+                for file in leftover:  # the key store of a throwaway memory, out of the cache
+                    file.unlink(missing_ok=True)
     summarize_requests(cell)
     return cell
 
