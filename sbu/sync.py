@@ -8,9 +8,9 @@
 - **BARRIER**: the plan is computed and the blocklist raised — from here on nothing about the targets can be
   written back, whatever else is still running.
 - **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the data
-  keys of every pruned and tombstoned node are destroyed, so no copy of their ciphertext opens again (an on-disk
-  store is rewritten only with ``ProtocolConfig(compact=True)``, housekeeping). In later rounds: whatever memory
-  still holds about the targets.
+  keys of every pruned and tombstoned node are destroyed, so no copy of their ciphertext opens again; an on-disk
+  store is then rewritten (``ProtocolConfig(compact=True)``, the default) so that no file keeps the deleted nodes'
+  IRIs, which name record ids. In later rounds: whatever memory still holds about the targets.
 - **PARAMETER**: the configured unlearning method (SRA by default) on a LoRA adapter, D_f built from the plan's
   forget set (plus, in later rounds, the probes that leaked); the adapter is saved under the request's folder.
 - **VERIFY**: the agent (new weights, new memory, the barrier) answers direct and paraphrased probes about the
@@ -76,7 +76,8 @@ class ProtocolConfig:
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
-    compact: bool = False  # rewrite an on-disk store after MEMORY (housekeeping: erasure is by key destruction)
+    compact: bool = True  # rewrite an on-disk store after MEMORY: texts are erased by key destruction, but the
+    # deleted nodes' IRIs (record ids) stay in RocksDB's files until a rewrite (docs/backends.md)
 
     def __post_init__(self):
         checks.number("epsilon (the leakage allowed at commit)", self.epsilon, 0, below=1)

@@ -108,7 +108,7 @@ def test_seals_hide_their_content_and_open_only_with_the_same_key(tmp_path):
 
 
 # -- crash safety: a real process, killed for real ------------------------------------------------------------
-CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "erase-keys", "after-MEMORY",
+CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "erase-keys", "compact-swap", "after-MEMORY",
                 "after-PARAMETER", "after-VERIFY"]  # in the order a request reaches them
 
 
@@ -169,7 +169,7 @@ def cli_setup(tiny_corpus, tiny_lm, built_once):
 
 
 def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(tiny_corpus, cli_setup):
-    """Store folder (texts sealed, not compacted), journal, certificate, adapters, model, the command's log, the
+    """Store folder (texts sealed, then compacted), journal, certificate, adapters, model, the command's log, the
     embedding cache: none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones
     match binary noise)."""
     patient = _patient(tiny_corpus)

@@ -93,10 +93,11 @@ def applied(store: MemoryStore, request: URIRef) -> bool:
 
 
 def forget(store: MemoryStore, targets: Iterable[str], barrier: Barrier | None = None,
-           now: datetime | None = None, compact: bool = False) -> tuple[ForgetPlan, ForgetResult]:
-    """Plan and apply a request in one call; returns the plan and the result. Erasure is the destruction of the
-    forgotten nodes' keys (in :func:`apply_forget`); ``compact`` also rewrites an on-disk store
-    (:meth:`MemoryStore.compact`), optional housekeeping that reclaims the space of deleted ciphertext."""
+           now: datetime | None = None, compact: bool = True) -> tuple[ForgetPlan, ForgetResult]:
+    """Plan and apply a request in one call; returns the plan and the result. Texts and values are erased by
+    destroying the forgotten nodes' keys (in :func:`apply_forget`); ``compact`` then rewrites an on-disk store
+    (:meth:`MemoryStore.compact`) so that no file keeps the deleted nodes' IRIs, which name record ids — not needed
+    for the texts any more, and skipped where ids are not secret."""
     plan = plan_forget(store, targets)
     result = apply_forget(store, plan, barrier, now)
     if compact and store.path is not None:
