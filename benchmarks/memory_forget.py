@@ -270,7 +270,8 @@ def run_cell(cell: Cell, url: str, corpus: Corpus, patients: list[str], budget_s
     try:
         with time_budget(budget_s):
             store = open_store(url, sealed=not cell.backend.endswith(PLAIN))
-            cell.metrics["quads_sent"], load_s = timed(ingest, store, corpus)
+            ingested, load_s = timed(ingest, store, corpus)
+            cell.metrics["quads_sent"] = ingested.quads
             cell.metrics["load_s"] = load_s
             cell.metrics["triples"], cell.metrics["count_s"] = timed(len, store)
             texts, texts_s = timed(live_texts, store)

@@ -4,7 +4,8 @@
 loads from the cache) the base and retrain models of a profile and prints their accuracy table and targets;
 ``sbu cohort`` writes the synthetic cohort as JSONL; ``sbu ingest`` loads a corpus into a memory store;
 ``sbu forget`` runs a forget request through the synchronized protocol (:mod:`sbu.sync`) and ``sbu resume``
-finishes every request a crash interrupted; ``sbu batch`` runs one notebook over a parameter grid
+finishes every request a crash interrupted; ``sbu obligations`` lists the standing obligations committed requests
+left (by request id and state, never their content); ``sbu batch`` runs one notebook over a parameter grid
 (:mod:`sbu.batch`); ``sbu study-report`` reads a notebook-04 sweep run in pieces as one study.
 """
 
@@ -68,7 +69,8 @@ def run(args) -> int:
 def batch(args) -> int:
     from sbu.batch import run_sweep
 
-    report = run_sweep(args.sweep, workers=args.workers, out=args.out, notebooks_dir=args.notebooks_dir)
+    report = run_sweep(args.sweep, workers=args.workers, out=args.out, notebooks_dir=args.notebooks_dir,
+                       scheduler=args.scheduler, cluster=args.cluster)
     return 0 if report.ok else 1
 
 
@@ -123,8 +125,9 @@ def ingest(args) -> int:
     with open_store(args.store) as store:
         if len(store):
             raise SbuError(f"the memory at {args.store} already holds {len(store)} quads; ingest into an empty one")
-        n = ingest_corpus(store, corpus)
-    print(f"[sbu ingest] {n} quads of {corpus.name} into {args.store}")
+        result = ingest_corpus(store, corpus)
+    skipped = f"; {result.skipped} records left out by the barrier {result.reasons}" if result.skipped else ""
+    print(f"[sbu ingest] {result.quads} quads of {corpus.name} into {args.store}{skipped}")
     return 0
 
 
@@ -205,6 +208,26 @@ def resume(args) -> int:
     return 0
 
 
+def obligations(args) -> int:
+    from sbu.journal import Sealer
+    from sbu.memory.barrier import load_keys
+    from sbu.obligations import ObligationBook
+
+    work = Path(args.work)
+    if not work.is_dir():
+        raise SbuError(f"no work folder {work}: give the --work of sbu forget")
+    book = ObligationBook(work / "obligations", Sealer(*load_keys(create=False)))
+    rows = book.listing()  # every file is opened: one that cannot be is a clear error here
+    if not rows:
+        print(f"[sbu obligations] no standing obligation in {book.folder}")
+        return 0
+    print(f"{'request':<40}  {'state':<18}  clean  checks  re-suppressions")
+    for row in rows:
+        print(f"{row.request:<40}  {row.state:<18}  {row.clean}/{row.discharge_after:<3}  {row.checks:>6}  "
+              f"{row.resuppressions:>15}")
+    return 0
+
+
 def study_report(args) -> int:
     import pandas as pd
 
@@ -249,12 +272,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("batch", help="run one notebook over a parameter grid (a sweep file), resumably, into "
                        "results/NAME/<run-id>/", description="Run the notebook of a sweep file once per combination "
-                       "of its grid with papermill, in --workers processes, into OUT/NAME/<run-id>/ (NAME: the sweep "
-                       "file's name); then OUT/NAME/results.csv (every run's table), runs.csv and, for a long-format "
-                       "table, summary.csv and summary.png/.svg (the metrics the file's plot: names, else at most 12). "
-                       "Started again, it skips finished runs and retries failed or interrupted ones. Exit status 0 if "
-                       "every run finished, 1 if any failed, 2 if the "
-                       "sweep file is wrong (nothing is run then). The file format is in sbu/batch/__init__.py.")
+                       "of its grid with papermill, in --workers processes or on a Dask cluster, into "
+                       "OUT/NAME/<run-id>/ (NAME: the sweep file's name); then OUT/NAME/results.csv (every run's "
+                       "table), runs.csv and, for a long-format table, summary.csv and summary.png/.svg (the metrics "
+                       "the file's plot: names, else at most 12). Started again, it skips finished runs and retries "
+                       "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
+                       "sweep file, its folder or the cluster is wrong (nothing is run then). The file format is in "
+                       "sbu/batch/__init__.py.")
     p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
     p.add_argument("--workers", type=int, default=1,
                    help="notebooks running at once (default 1); each gets the cores / WORKERS as its thread count "
@@ -262,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="folder that receives NAME/ (default results/)")
     p.add_argument("--notebooks-dir", help="where the sweep's notebook: is looked up by name or name prefix "
                    "(default notebooks/ of this checkout; the tests use tests/data)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run each run on a worker of this Dask scheduler "
+                   "(`dask scheduler`, `dask worker`); the checkout and --out must be on a file system the workers "
+                   "share; each run gets its worker's threads")
+    p.add_argument("--cluster", nargs=2, metavar=("SYSTEM", "CONFIG.yaml"), help="start the Dask workers as batch "
+                   "jobs through dask-jobqueue: SYSTEM is slurm, pbs, sge or lsf, CONFIG.yaml its settings (cores, "
+                   "memory, queue, walltime, …) and jobs: how many")
     p.set_defaults(func=batch)
 
     p = sub.add_parser("study-report", help="notebook 04's tables, figures and claims from a sweep whose runs each "
@@ -316,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("resume", help="finish every forget request of a work folder that did not commit")
     p.add_argument("--work", default="results/forget")
     p.set_defaults(func=resume)
+
+    p = sub.add_parser("obligations", help="list the standing obligations of a work folder (request id, state, "
+                       "clean consolidations so far / to discharge)")
+    p.add_argument("--work", default="results/forget")
+    p.set_defaults(func=obligations)
 
     p = sub.add_parser("rotate-key", help="put a new barrier key first in the key file (old ones keep checking)")
     p.set_defaults(func=rotate_key)

@@ -5,6 +5,11 @@ process sends itself SIGKILL there — no cleanup, no ``finally``, no flush: wha
 The points sit at every state boundary of the forget protocol (:mod:`sbu.sync`) and inside the steps that write
 (between the memory's two updates, between the renames of a store compaction). ``SBU_FAULT=name@N`` kills at the
 N-th time the point is reached (1-based), for points inside loops.
+
+``fail(name)`` is the other kind of fault: a back end that answers with an error. When ``SBU_FAIL`` names the point
+(``name@N``: from its N-th call on) it raises :class:`InjectedFailure`, a :class:`~sbu.errors.StoreError`, as a
+store refusing an update would. :meth:`sbu.memory.store.MemoryStore.update` has such a point (``store-update``), so
+a forget can fail after its barrier and between its batches, and ``sbu resume`` must finish it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+
+from sbu.errors import StoreError
 
 _reached: Counter = Counter()
 
@@ -26,3 +33,20 @@ def point(name: str) -> None:
     _reached[name] += 1
     if _reached[name] == (int(nth) if nth else 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InjectedFailure(StoreError):
+    """A failure injected at a back-end boundary (``SBU_FAIL``)."""
+
+
+def fail(name: str) -> None:
+    wanted = os.environ.get("SBU_FAIL")
+    if not wanted:
+        return
+    target, _, nth = wanted.partition("@")
+    if target != name:
+        return
+    _reached["fail:" + name] += 1
+    calls = _reached["fail:" + name]
+    if calls >= (int(nth) if nth else 1):
+        raise InjectedFailure(f"the memory store refused update {calls} (injected: SBU_FAIL={wanted})")

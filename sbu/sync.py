@@ -24,6 +24,13 @@ Each state is journaled when it is done (:class:`sbu.journal.Journal`: append-on
 again after a crash: raising the barrier again adds the same hashes; the memory step forgets whatever is still
 about the targets (nothing, if the crash came after its update); an adapter is retrained from the same seed; verify
 only reads. ``resume()`` continues from the last journaled state.
+
+**Standing obligations**: a committed request leaves an obligation (:mod:`sbu.obligations`, sealed) and
+:class:`StandingObligations` is the agent's :class:`~sbu.agent.UpdateHook` that keeps it: after every later
+consolidation the obligation's probes are re-verified with VERIFY's parameter-leakage measure, and while leakage
+exceeds ε a PARAMETER round (the configured method, D_f from the obligation plus the probes that leaked) runs on
+the current merged weights — at most ``resuppress_rounds`` per update. ``discharge_after`` clean consolidations in a
+row, or a retrain that never saw the targets, discharge it (its file is removed).
 """
 
 from __future__ import annotations
@@ -32,29 +39,30 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from rdflib import URIRef
 
 from sbu import checks, faults
-from sbu.agent import Agent
+from sbu.agent import Agent, Turn
 from sbu.data.cohort import SUBJECT_KINDS, trained_patients
 from sbu.data.forget_set import ForgetSet
 from sbu.data.schema import Corpus
-from sbu.errors import ConfigError, JournalError, StoreError
+from sbu.errors import ConfigError, JournalError, ObligationError, StoreError
 from sbu.files import write_atomic
 from sbu.journal import Journal, Sealer
 from sbu.memory import erasure
-from sbu.memory.barrier import Barrier, keyed_hash, record_id
+from sbu.memory.barrier import Barrier, Reason, keyed_hash, record_id
 from sbu.memory.closure import seeds_of
 from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri, successor_count
-from sbu.memory.plan import plan_forget
+from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import iri
 from sbu.model.network import CausalLM, load
 from sbu.model.scoring import accuracy
+from sbu.obligations import Obligation, ObligationBook
 from sbu.retrieval.hybrid import Retriever
 from sbu.unlearn.forget_sets import qa_example, unlearning_sets
 from sbu.unlearn.loop import load_adapter, unlearn
@@ -63,6 +71,7 @@ from sbu.unlearn.methods import METHODS
 JOURNAL_FORMAT = 2  # how a request's plan is journaled (2: a ForgetSet of record ids, snake_case counts)
 STATES = ("RECEIVED", "BARRIER", "MEMORY", "PARAMETER", "VERIFY", "COMMITTED")
 ROUND_STATES = ("MEMORY", "PARAMETER", "VERIFY")  # the states a round repeats
+VALUE_REASONS = {Reason.VALUE, Reason.UNIQUE_VALUE}  # a refused answer that states a forgotten value
 AFTER = {"RECEIVED": "BARRIER", "BARRIER": "MEMORY", "MEMORY": "PARAMETER", "PARAMETER": "VERIFY"}  # VERIFY decides
 
 
@@ -78,6 +87,9 @@ class ProtocolConfig:
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
     compact: bool = True  # rewrite an on-disk store after MEMORY: texts are erased by key destruction, but the
     # deleted nodes' IRIs (record ids) stay in RocksDB's files until a rewrite (docs/backends.md)
+    standing: bool = True  # a committed request leaves a standing obligation (sbu.obligations)
+    discharge_after: int = 5  # clean consolidations in a row that discharge a standing obligation
+    resuppress_rounds: int = 1  # PARAMETER rounds at most after one consolidation, while leakage > ε
 
     def __post_init__(self):
         checks.number("epsilon (the leakage allowed at commit)", self.epsilon, 0, below=1)
@@ -87,6 +99,10 @@ class ProtocolConfig:
         checks.integer("seed", self.seed, 0, 2**31 - 1)
         checks.flag("repair", self.repair)
         checks.flag("compact", self.compact)
+        checks.flag("standing", self.standing)
+        checks.integer("discharge_after (clean consolidations that discharge an obligation)", self.discharge_after,
+                       1, 10_000)
+        checks.integer("resuppress_rounds (PARAMETER rounds after one consolidation)", self.resuppress_rounds, 1, 100)
         checks.choice("method", self.method, METHODS)
         if not isinstance(self.unlearn, dict):
             raise ConfigError(f"unlearn must be a dict of unlearning hyper-parameters, got {self.unlearn!r}")
@@ -142,6 +158,7 @@ class ForgetProtocol:
         self.corpus_ref = corpus_ref or {}
         self.journal = Journal(self.work / "journal.jsonl")
         self.sealer = Sealer(self.key, *self.barrier.retired)
+        self.obligations = ObligationBook(self.work / "obligations", self.sealer)
         self.log = log or (lambda message: None)
         self.steps: dict[str, Callable[[str, list[str], list[dict], int], None]] = {
             "BARRIER": self._barrier, "MEMORY": self._memory, "PARAMETER": self._parameter, "VERIFY": self._verify,
@@ -218,7 +235,8 @@ class ForgetProtocol:
         hashes = barrier_entries(self.store, plan, self.barrier)
         self.barrier.raise_for(self.store, iri(f"request/{request}"), hashes)
         self._record(request, "BARRIER", seconds=time.perf_counter() - started, blocked=len(hashes),
-                     plan=plan.counts(), sealed=self.sealer.seal(plan.forget_set().as_record()))
+                     plan=plan.counts(), sealed=self.sealer.seal(plan.forget_set().as_record()),
+                     sealed_plan=self.sealer.seal(plan.as_record()))
 
     def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
@@ -226,8 +244,13 @@ class ForgetProtocol:
         erasure.finish(self.store, lambda r: applied(self.store, r))  # a crash after the update, before the keys
         remaining = [t for t in targets if seeds_of(self.store, record_id(t))]
         counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
-        if remaining and not (round_no == 1 and applied(self.store, request_node)):
-            plan = plan_forget(self.store, remaining)
+        barrier_record = next(r for r in records if r["state"] == "BARRIER")
+        first = round_no == 1 and not applied(self.store, request_node)
+        if (first and "sealed_plan" in barrier_record) or (remaining and not (round_no == 1 and not first)):
+            # round 1 applies the very plan the barrier was raised for: a try that failed after some of its
+            # batches left a memory that planning again would read wrong; applying the plan again finishes it
+            plan = (ForgetPlan.from_record(self.sealer.open(barrier_record["sealed_plan"]))
+                    if first and "sealed_plan" in barrier_record else plan_forget(self.store, remaining))
             index = self._index()
             # drop the closure's documents and cached vectors first: after a crash between the forget and the
             # index, nothing could name those vectors again (a cached vector is keyed by its text)
@@ -276,11 +299,7 @@ class ForgetProtocol:
         probes = self.corpus.qa_about(targets)  # direct (train phrasing) and paraphrased (held-out phrasing)
         refused_before = self.barrier.refused
         turns = agent.answer(probes, round_no=round_no)
-        # a leak is the forgotten value *answered*: a wrong option can be another blocked value of the same subject
-        # (a PubMedQA-L abstract's other endings), and counting it made a model at chance look like it leaked
-        leaked = [p.id for p, t in zip(probes, turns) if t.correct and "blocked value" in t.refused]
-        chance = float(np.mean([1 / len(p.options) for p in probes]))
-        parameter_leakage = max(0.0, len(leaked) / len(probes) - chance)
+        parameter_leakage, leaked = parameter_leakage_of(probes, turns)
         exposed = sum(any(_leaks(self.barrier, URIRef(h), retriever.text(URIRef(h))) for h in t.retrieved)
                       for t in turns)
         memory_leakage = exposed / len(probes)
@@ -326,7 +345,132 @@ class ForgetProtocol:
             adapter_sha256=_sha256_of([folder / f"adapter-r{r}" for r in range(1, rounds + 1)]),
             model=str(model_dir), committed_at=records[-1]["at"])
         write_atomic(folder / "certificate.json", certificate.to_json())
+        if self.config.standing:  # before COMMITTED is journaled: a crash here writes the same obligation again
+            self.obligations.write(Obligation(
+                request, tuple(targets), self.sealer.open(barrier["sealed"]),
+                tuple(q.id for q in self.corpus.qa_about(targets)), self.config.epsilon,
+                self.config.discharge_after))
         self._record(request, "COMMITTED", round=rounds, certificate=str(folder / "certificate.json"))
+
+
+    # -- standing obligations ---------------------------------------------------------------------------------
+    def standing(self) -> StandingObligations:
+        """The hook that keeps this work folder's obligations: give it to the agent (``Agent(hooks=[...])``)."""
+        return StandingObligations(self)
+
+
+def parameter_leakage_of(probes: Sequence, turns: Sequence[Turn]) -> tuple[float, list[str]]:
+    """VERIFY's parameter leakage: the share of ``probes`` the agent answered with the forgotten value (recognised
+    by the barrier, which refused the write-back) minus what guessing gets (1 / options), and the ids that leaked.
+    A leak is the forgotten value *answered*: a wrong option can be another blocked value of the same subject (a
+    PubMedQA-L abstract's other endings), and counting it made a model at chance look like it leaked."""
+    leaked = [p.id for p, t in zip(probes, turns) if t.correct and VALUE_REASONS & set(t.refused)]
+    chance = float(np.mean([1 / len(p.options) for p in probes]))
+    return max(0.0, len(leaked) / len(probes) - chance), leaked
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """One obligation's check after one parameter update: leakage re-verified before and after the PARAMETER
+    rounds it needed (``rounds``; 0 when it was clean), and whether the check discharged it."""
+
+    request: str
+    update: int  # the agent's parameter updates so far (consolidations)
+    leakage: float  # parameter leakage re-verified right after the update
+    rounds: int  # PARAMETER rounds run to bring it back under ε
+    leakage_after: float  # after those rounds (= leakage when none ran)
+    discharged: bool
+    seconds: float
+
+
+class StandingObligations:
+    """The agent's :class:`~sbu.agent.UpdateHook` for the obligations of ``protocol``'s work folder: before an
+    update every obligation is opened and marked pending; after it each is re-verified and, while its leakage
+    exceeds ε, re-suppressed (at most ``resuppress_rounds`` PARAMETER rounds), then saved (pending cleared) or
+    discharged. ``history`` holds one :class:`Upkeep` per obligation and update."""
+
+    def __init__(self, protocol: ForgetProtocol):
+        self.protocol = protocol
+        self.book = protocol.obligations
+        self.history: list[Upkeep] = []
+        self.updates = 0
+
+    def before_update(self) -> None:
+        for obligation in self.book.all():
+            self._probes(obligation)  # an obligation that could not be checked fails now, before training
+        self.book.mark_pending()
+
+    def after_update(self, lm: CausalLM) -> CausalLM:
+        self.updates += 1
+        for obligation in self.book.all():
+            lm = self._keep(obligation, lm)
+        return lm
+
+    def settle(self, lm: CausalLM) -> CausalLM:
+        """After a crash between an update's training and its re-verification: check ``lm`` (the model the agent
+        goes on with) against every obligation still marked pending, as :meth:`after_update` would have."""
+        for obligation in self.book.all():
+            if obligation.pending:
+                lm = self._keep(obligation, lm)
+        return lm
+
+    def retrained(self, lm: CausalLM) -> list[str]:
+        """The agent's model is now ``lm``: discharge every obligation whose targets ``lm``'s training data left out
+        (a retrain model's ``exclude`` split); return their request ids."""
+        excluded = set(self.protocol.corpus.splits.get(lm.info.get("exclude") or "", []))
+        gone = [o.request for o in self.book.all() if {record_id(t) for t in o.targets} <= excluded]
+        for request in gone:
+            self.book.discharge(request)
+        return gone
+
+    def leakage(self, obligation: Obligation, lm: CausalLM) -> tuple[float, list[str]]:
+        """VERIFY's parameter leakage of ``lm`` on the obligation's probes, answered by the agent through memory and
+        the barrier (which refuses every write-back about the targets: nothing is written)."""
+        protocol = self.protocol
+        agent = Agent(lm, protocol.store, protocol._index(), protocol.barrier, k=protocol.config.k, key=protocol.key)
+        probes = self._probes(obligation)
+        return parameter_leakage_of(probes, agent.answer(probes))
+
+    def _probes(self, obligation: Obligation) -> list:
+        by_id = {q.id: q for q in self.protocol.corpus.qa}
+        missing = [p for p in obligation.probes if p not in by_id]
+        if missing or not obligation.probes:
+            raise ObligationError(f"the obligation of request {obligation.request} names {len(missing)} probe(s) this "
+                                  "corpus does not hold: it was made for another corpus; re-verify with that one")
+        return [by_id[p] for p in obligation.probes]
+
+    def _keep(self, obligation: Obligation, lm: CausalLM) -> CausalLM:
+        started = time.perf_counter()
+        config = self.protocol.config
+        leakage, leaked = self.leakage(obligation, lm)
+        after, rounds = leakage, 0
+        while after > obligation.epsilon and rounds < config.resuppress_rounds:
+            rounds += 1
+            lm = self._resuppress(obligation, lm, leaked, seed=config.seed + 1000 * (obligation.checks + 1) + rounds)
+            after, leaked = self.leakage(obligation, lm)
+        clean = obligation.clean + 1 if rounds == 0 else 0
+        discharged = clean >= obligation.discharge_after
+        if discharged:
+            self.book.discharge(obligation.request)
+        else:
+            self.book.write(replace(obligation, clean=clean, checks=obligation.checks + 1,
+                                    resuppressions=obligation.resuppressions + rounds, pending=False))
+        self.history.append(Upkeep(obligation.request, self.updates, leakage, rounds, after, discharged,
+                                   time.perf_counter() - started))
+        return lm
+
+    def _resuppress(self, obligation: Obligation, lm: CausalLM, leaked: Sequence[str], seed: int) -> CausalLM:
+        """One PARAMETER round on the current weights: the configured method, D_f from the obligation's forget set
+        plus the probes that leaked, merged into the weights."""
+        protocol = self.protocol
+        sets = unlearning_sets(protocol.corpus, ForgetSet.from_record(obligation.forget_set), seed=protocol.config.seed)
+        wanted = set(leaked)
+        forget = list(sets.forget) + [qa_example(q) for q in protocol.corpus.qa if q.id in wanted]
+        run = unlearn(lm, forget, sets.retain, protocol.config.method, progress=False,
+                      **{**protocol.config.unlearn, "seed": seed})
+        merged = run.merged()
+        return CausalLM(merged.model, lm.tokenizer, lm.path,
+                        {**lm.info, "resuppressions": lm.info.get("resuppressions", 0) + 1})
 
 
 def memory_content(store: MemoryStore) -> list[str]:

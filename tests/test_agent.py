@@ -4,18 +4,24 @@ when only memory was cleaned, and not under SBU."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 from rdflib import URIRef
 
+import sbu
 from sbu.agent import Agent, cached_answer_text
-from sbu.errors import ConfigError
+from sbu.errors import ConfigError, StoreError
 from sbu.eval.backflow import backflow_study
 from sbu.eval.exposure import forgotten_strings
 from sbu.memory import open_store
 from sbu.memory.barrier import Barrier
+from sbu.memory.closure import seeds_of
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
+from sbu.memory.texts import live_texts
 from sbu.memory.vocab import META, PROV, SBU, iri
 from sbu.model import prompts
 from sbu.model.consolidate import ConsolidationConfig, consolidate
@@ -79,7 +85,7 @@ def test_the_barrier_refuses_write_backs_about_a_forgotten_patient_and_keeps_the
     agent = Agent(tiny_lm, memory, Retriever.from_store(memory), barrier, k=2)
     before = memory.content_hash()
     refused = agent.answer(_items(tiny_corpus, gone))
-    assert all(t.written is None and "blocked id" in t.refused for t in refused)
+    assert all(t.written is None and "about" in t.refused for t in refused)
     assert memory.content_hash() == before and barrier.refused == len(refused)
     allowed = agent.answer(_items(tiny_corpus, kept))
     assert all(t.written for t in allowed)
@@ -126,6 +132,13 @@ def test_backflow_memory_only_recreates_forgotten_data_and_sbu_does_not(tiny_cor
     assert last.loc["sbu", "recreated_artifacts"] == 0 and last.loc["sbu", "refused"] > 0
     assert (table[table.condition == "sbu"]["memory_exposure"] == 0).all()
     assert conditions["sbu"].certificate is not None
+    # the sbu arm keeps its standing obligation: re-verified after every consolidation, re-suppressed when it leaks
+    sbu, only = table[table.condition == "sbu"].set_index("round"), table[table.condition == "memory-only"]
+    assert sbu.loc[[1, 2], "obligation_leakage"].notna().all() and only["obligation_leakage"].isna().all()
+    leaking = sbu.loc[[1, 2], "obligation_leakage"] > 0.15
+    assert (sbu.loc[[1, 2], "resuppression_rounds"] == leaking.astype(int)).all()
+    assert sbu.loc[0, "resuppression_rounds"] == 0
+    assert len(conditions["sbu"].standing.history) == 2
 
 
 def test_cached_answers_about_a_patient_are_forgotten_with_it_whatever_they_were_derived_from(tiny_corpus,
@@ -138,3 +151,76 @@ def test_cached_answers_about_a_patient_are_forgotten_with_it_whatever_they_were
     plan, result = forget(memory, [gone])
     assert URIRef(node) in plan.seeds and URIRef(node) in result.pruned
     assert not _objects(memory, URIRef(node), SBU.text)
+
+
+# -- every write path goes through the barrier -----------------------------------------------------------------
+MUTATORS = {"update", "add_quads", "addN", "compact"}  # MemoryStore's methods that change memory (and rdflib's)
+
+
+def store_writers() -> set[tuple[str, str]]:
+    """(module file, function) of every function in ``sbu`` that calls a mutating method on a store or dataset
+    (found in the source, so that a new write path shows up here)."""
+    found = set()
+    for path in sorted(Path(sbu.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                for call in ast.walk(node):
+                    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                            and call.func.attr in MUTATORS):
+                        receiver = ast.unparse(call.func.value).split(".")[-1]
+                        if "store" in receiver or receiver == "dataset":
+                            found.add((path.relative_to(Path(sbu.__file__).parent.parent).as_posix(), node.name))
+    return found
+
+
+def test_every_function_that_writes_to_memory_checks_the_barrier(tiny_corpus, tiny_lm, memory):
+    """The writers found in the source are exactly these; each is shown to refuse what was forgotten (or to write
+    nothing that a check could refuse: the blocklist itself, a compaction of live content)."""
+    gone, kept = tiny_corpus.splits["forget10"][0], tiny_corpus.splits["retain"][0]
+    name = next(e.name for e in tiny_corpus.entities if e.id == gone)
+    plan, result = forget(memory, [gone])
+    barrier = Barrier.load(memory)
+    agent = Agent(tiny_lm, memory, Retriever.from_store(memory), barrier, k=2)
+    source = next(iter(live_texts(memory)))
+
+    def agent_write():  # Agent.write → Barrier.write (check, then insert only if memory's blocklist agrees)
+        before = memory.content_hash()
+        assert agent.write(f"{name}'s note", about=[kept], derived_from=[source])[0] is None
+        assert agent.write("A note.", about=[kept], derived_from=[sorted(plan.closure)[0]])[0] is None
+        assert memory.content_hash() == before
+        assert agent.write("A note.", about=[kept], derived_from=[source])[0] is not None
+
+    def ingest_again():  # ingest → the store's barrier: re-ingesting the source revives nothing forgotten
+        report = ingest(memory, tiny_corpus)
+        assert report.skipped > 0 and report.reasons
+        texts = list(live_texts(memory).values())
+        assert not any(name in t for t in texts) and not seeds_of(memory, gone)
+
+    def repair():  # apply_forget's successors pass Barrier.check; the blocklist is raised before anything else
+        assert all(barrier.check(t, count=False) for t in result.successor_texts.values())
+
+    def consolidation_reads():  # what was read before the forget is checked again when it is consolidated
+        assert agent.readable([Example("", f"Summary of {name}."), Example("", "Asthma.")]) == [Example("", "Asthma.")]
+
+    checks = {("sbu/agent.py", "write"): agent_write, ("sbu/memory/barrier.py", "write"): agent_write,
+              ("sbu/memory/ingest.py", "ingest"): ingest_again, ("sbu/memory/forget.py", "apply_forget"): repair,
+              ("sbu/memory/barrier.py", "raise_for"): lambda: None,  # writes the blocklist: keyed hashes only
+              ("sbu/memory/forget.py", "forget"): lambda: None,  # compaction: rewrites live content, adds nothing
+              ("sbu/sync.py", "_memory"): lambda: None,  # the same compaction, in the protocol's MEMORY step
+              ("sbu/memory/store.py", "add_quads"): lambda: None, ("sbu/memory/store.py", "update"): lambda: None}
+    assert store_writers() == set(checks), "a new function writes to memory: show here that it checks the barrier"
+    for check in dict.fromkeys(checks.values()):
+        check()
+    consolidation_reads()
+
+
+@pytest.mark.parametrize("source", ["https://x/a> ; DROP ALL ; <https://x/b", "https://x/a b", 'https://x/"q"',
+                                    "not an iri", "", None, 7])
+def test_an_injection_looking_source_is_a_typed_error_and_changes_nothing(tiny_corpus, tiny_lm, memory, source):
+    agent = Agent(tiny_lm, memory, Retriever.from_store(memory), Barrier.load(memory), k=2)
+    before = memory.content_hash()
+    with pytest.raises(StoreError, match="not a valid IRI"):
+        agent.write("A note.", about=[tiny_corpus.splits["retain"][0]], derived_from=[source])
+    with pytest.raises(StoreError, match="id strings"):
+        agent.write("A note.", about=[None], derived_from=[])
+    assert memory.content_hash() == before

@@ -182,7 +182,7 @@ def test_a_fixed_sweep_finishes_every_run_and_summarises_them(first_start, capsy
 @pytest.mark.parametrize(("content", "message"), [
     ({"notebook": "no_such_notebook", "grid": {"x": [1]}}, "'no_such_notebook' matches no notebook"),
     ({"notebook": "sweep_notebook", "grid": {"y": [1, 2]}}, "grid.y is not a parameter of sweep_notebook.ipynb; "
-                                                             "its parameters are x, fail_on"),
+                                                             "its parameters are x, fail_on, hold_on, release_file"),
     ({"notebook": "sweep_notebook", "params": {"z": 1}, "grid": {"x": [1]}}, "params.z is not a parameter"),
     ({"notebook": "sweep_notebook", "grid": {"x": []}}, "grid.x is an empty list"),
     ({"notebook": "sweep_notebook", "grid": {"x": 1}}, "grid.x is 1, not a list; write x: [1]"),
@@ -226,6 +226,147 @@ def test_errors_are_sbu_errors(tmp_path):
         load_sweep(tmp_path / "nothing.yaml")
 
 
+# ------------------------------------------------------------------------------ the sweep folder
+
+
+def _environment() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen, seconds: float = 240) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.is_file():
+        assert process.poll() is None, f"the first sbu batch ended early ({process.returncode})"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def test_a_second_batch_on_the_same_folder_is_refused_while_the_first_runs(tmp_path, capsys):
+    """Two processes on one sweep folder would empty each other's run folders: the second gets a one-line error
+    and changes nothing; once the first has ended (the lock goes with its process) a start works again."""
+    release = tmp_path / "release"
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]},
+                                   "params": {"hold_on": 1, "release_file": str(release)}})
+    out = tmp_path / "results"
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen([sys.executable, "-m", "sbu.cli", "batch", str(sweep), "--out", str(out),
+                              "--notebooks-dir", str(DATA)], stdout=log, stderr=subprocess.STDOUT,
+                             env=_environment())
+    try:
+        _wait_for_file(out / "xs" / "x=1" / "held.json", first)
+        before = _snapshot(out)
+        assert _batch(sweep, out) == 2
+        err = capsys.readouterr().err
+        assert f"another sbu batch is running on {out / 'xs'}" in err and len(err.strip().splitlines()) == 1
+        assert _snapshot(out) == before
+        release.touch()
+        assert first.wait(timeout=240) == 0, (tmp_path / "first.log").read_text()[-2000:]
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, 9)
+            first.wait()
+    assert _batch(sweep, out) == 0
+    assert "0 done, 0 failed, 1 skipped" in capsys.readouterr().out
+
+
+def test_a_pool_process_killed_mid_run_leaves_a_failed_marker(tmp_path):
+    """The local pool's process dies with its run (killed, out of memory): the run is recorded as failed by sbu
+    batch itself, with a failed.json, so a later start runs it again and nothing counts it as done."""
+    release = tmp_path / "release"
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]},
+                                   "params": {"hold_on": 1, "release_file": str(release)}})
+    out = tmp_path / "results"
+    log = (tmp_path / "batch.log").open("w")
+    batch = subprocess.Popen([sys.executable, "-m", "sbu.cli", "batch", str(sweep), "--out", str(out),
+                              "--notebooks-dir", str(DATA)], stdout=log, stderr=subprocess.STDOUT,
+                             env=_environment())
+    try:
+        _wait_for_file(out / "xs" / "x=1" / "held.json", batch)
+        held = json.loads((out / "xs" / "x=1" / "held.json").read_text())
+        os.kill(held["worker"], 9)  # the pool's process, then the run's kernel
+        os.kill(held["kernel"], 9)
+        assert batch.wait(timeout=240) == 1, (tmp_path / "batch.log").read_text()[-2000:]
+    finally:
+        if batch.poll() is None:
+            os.kill(batch.pid, 9)
+            batch.wait()
+    failed = json.loads((out / "xs" / "x=1" / "failed.json").read_text())
+    assert failed["error_type"] == "BrokenProcessPool" and failed["worker"] == "a worker that was lost"
+    assert not (out / "xs" / "x=1" / "done.json").exists()
+    assert pd.read_csv(out / "xs" / "runs.csv")["status"].tolist() == ["failed"]
+
+
+def test_a_finished_run_is_redone_when_its_notebooks_code_changed(tmp_path, capsys):
+    """done.json holds the hash of the notebook's code cells: an edited markdown cell leaves the run finished,
+    an edited code cell runs it again."""
+    from sbu.batch.folder import notebook_hash
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    notebook = notebooks / NOTEBOOK.name
+    notebook.write_text(NOTEBOOK.read_text())
+    sweep, out = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}}), tmp_path / "results"
+
+    def start() -> str:
+        assert main(["batch", str(sweep), "--out", str(out), "--notebooks-dir", str(notebooks)]) == 0
+        return capsys.readouterr().out
+
+    start()
+    done = json.loads((out / "xs" / "x=1" / "done.json").read_text())
+    assert done["notebook_sha256"] == notebook_hash(NOTEBOOK)
+    content = json.loads(notebook.read_text())
+    content["cells"][0]["source"].append("\n\nA note that changes nothing.")
+    notebook.write_text(json.dumps(content))
+    assert "1 runs — 0 done, 0 failed, 1 skipped" in start()
+    content["cells"][-1]["source"].append("\nassert True  # a change to the code\n")
+    notebook.write_text(json.dumps(content))
+    report = start()
+    assert "1 finished run(s) ran with other parameters or another version of sweep_notebook.ipynb" in report
+    assert "1 runs — 1 done, 0 failed, 0 skipped" in report
+    assert json.loads((out / "xs" / "x=1" / "done.json").read_text())["notebook_sha256"] == notebook_hash(notebook)
+    assert notebook_hash(notebook) != notebook_hash(NOTEBOOK)
+
+
+@pytest.mark.parametrize("marker", ["done.json", "failed.json"])
+@pytest.mark.parametrize("content", ['{"run_id": "x=1", "param', "[1, 2]"], ids=["torn", "not-an-object"])
+def test_a_damaged_marker_stops_the_sweep_naming_it(tmp_path, capsys, marker, content):
+    sweep, out = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1, 2]}}), tmp_path / "results"
+    damaged = out / "xs" / "x=2" / marker
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text(content)
+    assert _batch(sweep, out) == 2
+    err = capsys.readouterr().err
+    assert f"the run marker {damaged} is damaged" in err and len(err.strip().splitlines()) == 1
+    assert damaged.read_text() == content
+    assert {p.name for p in (out / "xs").iterdir()} == {"x=2", ".sbu-batch.lock"}, "no run started"
+
+
+def test_a_read_only_results_folder_is_a_one_line_error(tmp_path, capsys):
+    sweep = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
+    if os.geteuid() != 0:
+        out = tmp_path / "read-only"
+        out.mkdir()
+        out.chmod(0o555)
+    elif Path("/sys/fs").is_dir():  # root writes into any folder of a writable file system: take sysfs
+        out = Path("/sys/fs/sbu-results")
+    else:
+        pytest.skip("root, and no read-only file system to point at")
+    try:
+        assert _batch(sweep, out) == 2
+    finally:
+        if out.is_relative_to(tmp_path):
+            out.chmod(0o755)
+    err = capsys.readouterr().err
+    assert f"cannot write into the results folder {out / 'xs'}" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "xs").exists()
+
+
 # ------------------------------------------------------------------------------ small parts
 
 
@@ -238,13 +379,14 @@ def test_run_ids_are_readable_sorted_and_safe_for_file_names():
 
 def test_a_run_folder_without_a_marker_is_not_finished(tmp_path):
     sweep_file = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
+    from sbu.batch.folder import notebook_hash
     from sbu.batch.runner import finished_before, fresh_folder
 
     sweep = load_sweep(sweep_file, DATA)
     (run,) = plan_runs(sweep, tmp_path / "xs")
     run.folder.mkdir(parents=True)
     (run.folder / "results.csv").write_text("condition,metric,value\na,m,1\n")  # killed before its marker
-    assert finished_before(run, sweep.collect) is None
+    assert finished_before(run, sweep.collect, notebook_hash(NOTEBOOK)) is None
     fresh_folder(run.folder)
     assert not any(run.folder.iterdir()), "it is rerun from an empty folder"
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sbu"
 
 # part → the parts of sbu it may import (besides itself). The foundation is what every part may use.
-FOUNDATION = {"errors", "checks", "files", "cache", "faults", "journal"}
+FOUNDATION = {"errors", "checks", "files", "cache", "faults", "journal", "obligations"}
 MAY_IMPORT = {
     "foundation": set(),
     "data": set(),

@@ -304,10 +304,27 @@ def test_kl_to_reference_is_zero_at_the_reference(two):
 
 
 # -- clear errors ------------------------------------------------------------------------------------------------
-def test_random_model_prior_without_reference_is_a_clear_error(two):
+@pytest.mark.parametrize("prior", ["random_model", "counterfactual"])
+def test_a_network_prior_without_reference_is_a_clear_error(two, prior):
     logits, labels, _ = two
     with pytest.raises(ConfigError, match="reference_logits"):
-        sra(logits, labels, prior="random_model")
+        sra(logits, labels, prior=prior)
+
+
+def test_sra_counterfactual_prior_is_kl_from_the_given_reference_and_zero_at_it(two):
+    """The counterfactual prior is KL(softmax(reference) ‖ p_θ) at answer positions: zero when the model already
+    predicts what θ0 predicts for a stranger, positive otherwise, and blind to prompt positions."""
+    logits, labels, _ = two
+    assert sra(logits, labels, prior="counterfactual", reference_logits=logits.clone()).item() == pytest.approx(
+        0, abs=1e-6)
+    other = torch.randn(logits.shape, generator=torch.Generator().manual_seed(5))
+    expected = kl_to_reference(logits, labels, other)
+    assert sra(logits, labels, prior="counterfactual", reference_logits=other).item() == pytest.approx(
+        expected.item(), rel=1e-6)
+    prompt_only = other.clone()
+    prompt_only[~torch.nn.functional.pad(answer_mask(labels), (0, 1))] = 1e4  # prompt positions: never read
+    assert sra(logits, labels, prior="counterfactual", reference_logits=prompt_only).item() == pytest.approx(
+        expected.item(), rel=1e-6)
 
 
 def test_unknown_prior_names_the_allowed_ones(two):
@@ -352,4 +369,4 @@ def test_labels_without_answers_or_out_of_vocabulary_are_value_errors(two):
 
 
 def test_sra_priors_are_listed():
-    assert losses.SRA_PRIORS == ("gaussian", "uniform", "random_model")
+    assert losses.SRA_PRIORS == ("gaussian", "uniform", "random_model", "counterfactual")

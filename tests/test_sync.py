@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from sbu.errors import ConfigError, JournalError, StoreError
 from sbu.eval.exposure import forgotten_strings
 from sbu.journal import Journal, Sealer
 from sbu.memory import open_store
+from sbu.memory.barrier import Barrier, load_key
 from sbu.memory.ingest import ingest
 from sbu.memory.texts import live_texts
 from sbu.sync import STATES, ForgetProtocol, ProtocolConfig, memory_content
@@ -112,11 +114,14 @@ CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "erase-keys",
                 "after-PARAMETER", "after-VERIFY"]  # in the order a request reaches them
 
 
-def _run(args: list[str], setup, fault: str | None = None) -> subprocess.CompletedProcess:
+def _run(args: list[str], setup, fault: str | None = None, fail: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "SBU_CACHE": str(setup["cache"])}
     env.pop("SBU_FAULT", None)
+    env.pop("SBU_FAIL", None)
     if fault:
         env["SBU_FAULT"] = fault
+    if fail:
+        env["SBU_FAIL"] = fail
     return subprocess.run([sys.executable, "-m", "sbu.cli", *args], env=env, capture_output=True, text=True,
                           timeout=600)
 
@@ -177,6 +182,29 @@ def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(tiny_c
                + [f.text for f in tiny_corpus.facts if f.about == patient] if len(s) >= 4]
     written = _files_text(cli_setup["uninterrupted"]) + _files_text(cli_setup["cache"] / "embeddings")
     assert written and [s for s in secrets if s in written] == []
+
+
+@pytest.mark.parametrize("fail_at", [2, 3])
+def test_a_back_end_that_fails_after_the_barrier_is_finished_by_resume(tiny_corpus, cli_setup, tmp_path, fail_at):
+    """Not a kill but a real error at the store's update boundary (``SBU_FAIL``): the barrier's update lands, then
+    the store refuses (2: the memory step's re-raise of the barrier, 3: the forget itself). ``sbu forget`` exits
+    with a one-line error, the request is pending with the barrier up, and ``sbu resume`` ends in the memory the
+    uninterrupted run left."""
+    patient = _patient(tiny_corpus)
+    _fresh_store(tiny_corpus, tmp_path / "store")
+    failed = _run(_forget_args(cli_setup, tmp_path / "store", tmp_path / "work", patient), cli_setup,
+                  fail=f"store-update@{fail_at}")
+    assert failed.returncode == 2 and "refused update" in failed.stderr, failed.stderr[-2000:]
+    journal = Journal(tmp_path / "work" / "journal.jsonl")
+    assert journal.pending() and journal.records()[-1]["state"] == "BARRIER"
+    name = next(e.name for e in tiny_corpus.entities if e.id == patient)
+    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+        assert not Barrier.load(store, load_key(Path(cli_setup["cache"]) / "barrier.key")).check(name)
+    resumed = _run(["resume", "--work", str(tmp_path / "work")], cli_setup)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert journal.records()[-1]["state"] == "COMMITTED"
+    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+        assert memory_content(store) == cli_setup["uninterrupted memory"]
 
 
 def test_purge_caches_finds_the_cached_models_trained_on_a_patient(tiny_corpus, tiny_lm, tmp_path):

@@ -22,14 +22,27 @@ from sbu.eval.calibration import CalibrationStop
 from sbu.memory import open_store
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
-from sbu.model.batches import collate, encode_example
+from sbu.model import prompts
+from sbu.model.batches import collate, encode_example, encode_examples
 from sbu.model.recipe import Example
-from sbu.model.scoring import answer_losses
+from sbu.model.scoring import answer_losses, answer_token_stats
 from sbu.unlearn import METHODS, losses
 from sbu.unlearn.forget_sets import unlearning_sets
 from sbu.unlearn.loop import Callback, load_adapter, unlearn
 from sbu.unlearn.losses import answer_mask
-from sbu.unlearn.methods import NPOConfig, References, SimNPOConfig, SRAConfig, UnlearnConfig, idk_answer, register
+from sbu.unlearn.methods import (
+    Counterfactuals,
+    DistortSRAConfig,
+    NPOConfig,
+    References,
+    SimNPOConfig,
+    SRAConfig,
+    UnlearnConfig,
+    WideSRAConfig,
+    distort_toward_fresh_init,
+    idk_answer,
+    register,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,13 +161,16 @@ def test_the_parameter_pathway_imports_nothing_from_evaluation():
 
 
 def test_every_method_declares_its_facts():
-    assert list(METHODS) == ["sra", "grad_ascent", "grad_diff", "npo", "simnpo", "me", "idk_nll"]  # notebooks' order
+    assert list(METHODS) == ["sra", "grad_ascent", "grad_diff", "npo", "simnpo", "me", "idk_nll",  # notebooks' order
+                             "sra_wide", "sra_distort"]
     for name, method in METHODS.items():
         assert method.name == name and callable(method.loss) and issubclass(method.config, UnlearnConfig)
         assert isinstance(method.needs_retain, bool) and callable(method.targets) and callable(method.random_model)
+        assert callable(method.counterfactual) and callable(method.prepare)
     assert [name for name, method in METHODS.items() if not method.needs_retain] == ["grad_ascent"]
     configs = {name: method.config for name, method in METHODS.items() if method.config is not UnlearnConfig}
-    assert configs == {"sra": SRAConfig, "npo": NPOConfig, "simnpo": SimNPOConfig}
+    assert configs == {"sra": SRAConfig, "npo": NPOConfig, "simnpo": SimNPOConfig, "sra_wide": WideSRAConfig,
+                       "sra_distort": DistortSRAConfig}
     shared = {f.name for f in fields(UnlearnConfig)}
     assert {"steps", "batch_size", "lr", "lora_rank", "lora_alpha", "lora_targets", "alpha", "seed"} <= shared
     assert {f.name for f in fields(SRAConfig)} - shared == {"tau", "prior", "retain_loss"}
@@ -162,6 +178,11 @@ def test_every_method_declares_its_facts():
     assert {f.name for f in fields(SimNPOConfig)} - shared == {"simnpo_beta", "simnpo_gamma"}
     assert METHODS["sra"].random_model(SRAConfig(prior="random_model"))
     assert not any(m.random_model(m.config()) for m in METHODS.values())  # not with the default prior, nor others
+    assert all(METHODS[name].counterfactual(SRAConfig(prior="counterfactual")) for name in ("sra", "sra_wide",
+                                                                                            "sra_distort"))
+    assert not any(m.counterfactual(m.config()) for m in METHODS.values())
+    assert {f.name for f in fields(DistortSRAConfig)} - {f.name for f in fields(SRAConfig)} == {"distortion"}
+    assert WideSRAConfig().lora_rank >= 128 and WideSRAConfig().lora_alpha / WideSRAConfig().lora_rank == 2
     forget = [Example("Question: Who?\nAnswer:", " Ann"), Example("", "Ann lives in Oslo."),
               Example("Question: Where?\nAnswer:", " Oslo")]
     assert METHODS["idk_nll"].targets(forget) == [Example(forget[0].prompt, idk_answer(0)),
@@ -200,8 +221,9 @@ def test_a_method_that_needs_a_retain_set_refuses_an_empty_one(tiny_lm, sets):
 
 
 @pytest.mark.parametrize("method, hparam, owner", [
-    ("npo", "tau", "sra"), ("sra", "beta", "npo"), ("grad_diff", "simnpo_gamma", "simnpo"), ("simnpo", "prior", "sra"),
-    ("idk_nll", "retain_loss", "sra")])
+    ("npo", "tau", "sra, sra_wide, sra_distort"), ("sra", "beta", "npo"), ("grad_diff", "simnpo_gamma", "simnpo"),
+    ("simnpo", "prior", "sra, sra_wide, sra_distort"), ("idk_nll", "retain_loss", "sra, sra_wide, sra_distort"),
+    ("sra_wide", "distortion", "sra_distort")])
 def test_a_hyper_parameter_of_another_method_is_an_error_naming_the_methods_own(tiny_lm, sets, method, hparam, owner):
     own = ", ".join(sorted(f.name for f in fields(METHODS[method].config)))
     with pytest.raises(ConfigError, match="unknown unlearning hyper-parameter") as error:
@@ -272,3 +294,118 @@ def test_a_typed_config_from_the_experiment_runs_as_its_keywords_do(tiny_lm, set
         unlearn(tiny_lm, sets.forget, sets.retain, "npo", config=config, progress=False)
     with pytest.raises(ConfigError, match="tau"):
         exp.unlearn_config("npo", tau=2.0)
+
+
+# -- the counterfactual prior ----------------------------------------------------------------------------------
+def test_counterfactual_prompts_ask_the_same_question_about_every_holdout_patient(tiny_corpus, sets):
+    names = {p: tiny_corpus.entity(p).name for p in tiny_corpus.splits["holdout"]}
+    assert len(sets.counterfactual) == len(sets.forget) and len(names) >= 2
+    for item, example, strangers in zip(sets.forget_items, sets.forget, sets.counterfactual):
+        own = tiny_corpus.entity(item.about).name
+        assert own in example.prompt and len(strangers) == len(names)
+        assert {p.replace(n, own) for p, n in zip(strangers, names.values())} == {example.prompt}
+        assert not any(own in p for p in strangers)
+
+
+def test_counterfactual_logits_are_theta0_on_the_strangers_question_at_the_aligned_answer_positions(tiny_lm, sets):
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra", steps=3, batch_size=4, progress=False)  # θ ≠ θ0
+    model, tokenizer, pad = run.lm.model, tiny_lm.tokenizer, tiny_lm.tokenizer.pad_token_id
+    encoded = [encode_examples(tokenizer, list(p), [x.target] * len(p)) for p, x in zip(sets.counterfactual,
+                                                                                       sets.forget)]
+    strangers = Counterfactuals(model, encoded, pad)
+    rows = [0, 5]
+    batch = {**collate([encode_example(tokenizer, sets.forget[i].prompt, sets.forget[i].target) for i in rows], pad),
+             "index": torch.tensor(rows)}
+    generator = torch.Generator().manual_seed(7)
+    out = strangers.logits(batch, generator)
+    replay = torch.Generator().manual_seed(7)
+    mask = answer_mask(batch["labels"])
+    for row, i in enumerate(rows):
+        pick = int(torch.randint(len(encoded[i]), (1,), generator=replay))
+        ids, labels = encoded[i][pick]
+        with torch.no_grad():
+            theta0 = tiny_lm.model(input_ids=torch.tensor([ids])).logits[0]
+        own_mask = answer_mask(torch.tensor([labels]))[0]
+        assert torch.allclose(out[row, :-1][mask[row]], theta0[:-1][own_mask], atol=1e-5)
+        assert (out[row, :-1][~mask[row]] == 0).all()
+    assert not torch.equal(strangers.logits(batch, generator), out) or len(encoded[0]) == 1  # drawn afresh
+
+
+def test_the_counterfactual_prior_without_stranger_questions_is_a_clear_error(tiny_lm, sets):
+    with pytest.raises(ConfigError, match="never-seen patients' questions per forget example"):
+        unlearn(tiny_lm, sets.forget, sets.retain, "sra", prior="counterfactual", steps=1, progress=False)
+    with pytest.raises(ConfigError, match="never-seen patients' questions"):
+        unlearn(tiny_lm, sets.forget, sets.retain, "sra", prior="counterfactual", steps=1, progress=False,
+                counterfactual=sets.counterfactual[:-1])
+
+
+def _answer_entropy(lm, items):
+    stats = answer_token_stats(lm.model, lm.tokenizer, [prompts.closed_book(q.question) for q in items],
+                               [prompts.answer_continuation(q.answer_text) for q in items])
+    return float(-np.concatenate([s.mu for s in stats]).mean())
+
+
+def test_the_counterfactual_prior_moves_forget_loss_toward_strangers_and_keeps_theta0s_entropy(
+        tiny_lm, tiny_corpus, sets):
+    """The counterfactual reference is θ0 on a never-seen patient: the forget answers' LOSS rises toward the holdout
+    patients', and the entropy at their positions stays near θ0's, where the gaussian prior flattens it."""
+    holdout = tiny_corpus.qa_about(tiny_corpus.splits["holdout"], "train")
+    base_gap = answer_losses(tiny_lm.model, tiny_lm.tokenizer, holdout).mean() - answer_losses(
+        tiny_lm.model, tiny_lm.tokenizer, sets.forget_items).mean()
+    runs = {prior: unlearn(tiny_lm, sets.forget, sets.retain, "sra", prior=prior, steps=30, batch_size=8,
+                           progress=False, counterfactual=sets.counterfactual).lm
+            for prior in ("counterfactual", "gaussian")}
+    lm = runs["counterfactual"]
+    gap = answer_losses(lm.model, lm.tokenizer, holdout).mean() - answer_losses(lm.model, lm.tokenizer,
+                                                                                sets.forget_items).mean()
+    assert 0 < gap < base_gap
+    entropy = {name: _answer_entropy(m, sets.forget_items) for name, m in {"base": tiny_lm, **runs}.items()}
+    assert abs(entropy["counterfactual"] - entropy["base"]) < 0.5, entropy
+    assert entropy["gaussian"] > entropy["base"] + 2.0, entropy
+
+
+# -- removal instead of suppression ----------------------------------------------------------------------------
+def _targeted_deltas(base, run):
+    merged = run.merged().model.state_dict()
+    before = base.model.state_dict()
+    return {k: merged[k] - before[k] for k in before if k.endswith((".c_attn.weight", ".c_fc.weight",
+                                                                     ".c_proj.weight"))}
+
+
+def test_a_wide_adapter_changes_the_weights_beyond_a_low_rank_patch(tiny_lm, sets):
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra_wide", steps=10, batch_size=8, progress=False)
+    assert run.config.lora_rank == WideSRAConfig().lora_rank
+    ranks = [int(torch.linalg.matrix_rank(d.float(), atol=1e-7)) for d in _targeted_deltas(tiny_lm, run).values()]
+    assert max(ranks) > SRAConfig().lora_rank, ranks  # the default adapter's deltas are at most rank 8
+    assert run.log.forget_term.iloc[-3:].mean() < run.log.forget_term.iloc[:3].mean()
+
+
+def test_distortion_starts_the_adapter_exactly_on_the_way_to_a_fresh_initialisation(tiny_lm):
+    config = DistortSRAConfig(distortion=0.4, seed=3)
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=list(config.lora_targets),
+                      lora_dropout=0.0, bias="none", fan_in_fan_out=True, task_type="CAUSAL_LM")
+    model = get_peft_model(copy.deepcopy(tiny_lm.model), lora)
+    distort_toward_fresh_init(model, config)
+    torch.manual_seed(3)
+    fresh = type(tiny_lm.model)(tiny_lm.model.config).state_dict()
+    merged = model.merge_and_unload().state_dict()
+    before = tiny_lm.model.state_dict()
+    targeted = [k for k in before if k.endswith((".c_attn.weight", ".c_fc.weight", ".c_proj.weight"))]
+    assert targeted
+    for k in targeted:
+        assert torch.allclose(merged[k], before[k] + 0.4 * (fresh[k] - before[k]), atol=1e-5), k
+    untouched = [k for k in before if k not in targeted and before[k].is_floating_point()]
+    assert all(torch.equal(merged[k], before[k]) for k in untouched)
+
+
+def test_distortion_starts_damaged_and_the_retain_term_repairs_it(tiny_lm, sets):
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra_distort", steps=20, batch_size=8, progress=False)
+    assert run.log.retain_term.iloc[-3:].mean() < run.log.retain_term.iloc[:3].mean()  # the repair
+    distorted = unlearn(tiny_lm, sets.forget, sets.retain, "sra_distort", steps=1, batch_size=8, progress=False)
+    plain = unlearn(tiny_lm, sets.forget, sets.retain, "sra_wide", steps=1, batch_size=8, progress=False)
+    assert distorted.log.retain_term.iloc[0] > 2 * plain.log.retain_term.iloc[0]  # it starts damaged, not at θ0
+
+
+def test_a_bad_distortion_is_a_config_error(tiny_lm, sets):
+    with pytest.raises(ConfigError, match="distortion"):
+        unlearn(tiny_lm, sets.forget, sets.retain, "sra_distort", distortion=1.5, steps=1, progress=False)

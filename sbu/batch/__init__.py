@@ -35,19 +35,40 @@ Cores: with ``--workers N`` each run's kernel gets the machine's cores divided b
 (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), so that N notebooks do not each start a thread per core and slow one
 another several-fold; a thread count set in the environment is left as it is. ``done.json`` records it.
 
-The parts: :mod:`sbu.batch.sweep` reads and checks the sweep file and plans the runs, :mod:`sbu.batch.runner`
-executes them (process pool, markers, resume, progress), :mod:`sbu.batch.collect` writes the tables, the summary
+Folder safety: one ``sbu batch`` at a time on a sweep folder (a lock file, ``.sbu-batch.lock``; a second gets an
+error at once); a finished run is run again when its notebook's code changed (``done.json`` holds the SHA-256 of
+the code cells), not only its parameters; a damaged ``done.json`` or ``failed.json`` stops the sweep naming it.
+
+On a Dask cluster (``--scheduler tcp://HOST:PORT``, or ``--cluster slurm|pbs|sge|lsf CONFIG.yaml`` through
+dask-jobqueue) each run goes to a worker, which runs the notebook into the same folders: the checkout and the results
+folder must be on a file system the workers share. Every worker is checked before a run starts
+(:mod:`sbu.batch.cluster`). The local pool is the default.
+
+The parts: :mod:`sbu.batch.sweep` reads and checks the sweep file and plans the runs, :mod:`sbu.batch.folder` keeps
+the sweep folder safe, :mod:`sbu.batch.runner` executes the runs (one run, markers, resume, the pool loop, progress),
+:mod:`sbu.batch.cluster` puts them on Dask, :mod:`sbu.batch.collect` writes the tables, the summary
 (:func:`sbu.eval.stats.summarize`) and its figure (:func:`sbu.eval.plots.draw_summary`); :func:`run_sweep` here
-does the three in order.
+does them in order.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from sbu.batch.cluster import check_workers, cluster_pool, dask_client, read_jobqueue_config
 from sbu.batch.collect import write_tables
-from sbu.batch.runner import THREAD_VARIABLES, execute_runs, finished_before, threads_per_run
+from sbu.batch.folder import check_markers, locked, notebook_hash
+from sbu.batch.runner import (
+    THREAD_VARIABLES,
+    execute_run,
+    execute_runs,
+    finished_before,
+    local_pool,
+    run_tasks,
+    threads_per_run,
+)
 from sbu.batch.sweep import PROJECT, Run, Sweep, load_sweep, plan_runs
 from sbu.errors import ConfigError
 
@@ -73,28 +94,52 @@ class SweepReport:
 
 
 def run_sweep(sweep_file: str | Path, workers: int = 1, out: str | Path | None = None,
-              notebooks_dir: str | Path | None = None, echo=print) -> SweepReport:
-    """Check the sweep, run what is not finished, write the tables and figures, print a short report."""
+              notebooks_dir: str | Path | None = None, echo=print, scheduler: str | None = None,
+              cluster: tuple[str, str | Path] | None = None) -> SweepReport:
+    """Check the sweep, run what is not finished — in a local pool of ``workers`` processes, or on the Dask
+    scheduler at ``scheduler``, or on a dask-jobqueue ``cluster`` (kind, settings file) — write the tables and
+    figures, print a short report."""
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"--workers must be a whole number ≥ 1 (processes running notebooks at once), got {workers}")
+    if scheduler and cluster:
+        raise ConfigError("give --scheduler (a Dask scheduler running) or --cluster (one dask-jobqueue starts), not "
+                          "both")
+    if (scheduler or cluster) and workers != 1:
+        raise ConfigError("--workers sizes the local pool; on a Dask cluster the workers decide how many runs go at "
+                          "once (one per worker)")
     sweep = load_sweep(sweep_file, notebooks_dir)  # everything is checked before anything is written
+    jobqueue = read_jobqueue_config(*cluster) if cluster else None
     folder = (Path(out) if out else PROJECT / "results").resolve() / sweep.name
-    runs = plan_runs(sweep, folder)
+    code_hash = notebook_hash(sweep.notebook)
+    with ExitStack() as stack:
+        client = stack.enter_context(dask_client(scheduler, jobqueue, echo)) if scheduler or jobqueue else None
+        stack.enter_context(locked(folder))
+        runs = plan_runs(sweep, folder)
+        check_markers([run.folder for run in runs])
+        _skip_finished(runs, sweep, code_hash, echo)
+        pending = sum(run.status == "pending" for run in runs)
+        if client is not None:
+            check_workers(client, sweep.notebook, code_hash, folder)
+            (pool, execute), threads = stack.enter_context(cluster_pool(client)), None
+        else:
+            (pool, threads), execute = local_pool(workers, pending), execute_run
+        execute_runs(runs, run_tasks(runs, sweep, code_hash, threads), sweep, pool, execute)
+        written = write_tables(runs, sweep, folder, echo)
+    report = SweepReport(sweep, folder, runs, written)
+    print_report(report, echo)
+    return report
+
+
+def _skip_finished(runs: list[Run], sweep: Sweep, code_hash: str, echo=print) -> None:
     changed = 0
     for run in runs:
-        done = finished_before(run, sweep.collect)
+        done = finished_before(run, sweep.collect, code_hash)
         if done:
             run.status, run.seconds = "skipped", done.get("seconds", float("nan"))
         changed += not done and (run.folder / "done.json").is_file()
     if changed:
-        echo(f"[sbu batch] {changed} finished run(s) ran with other parameters (or lost their {sweep.collect}): "
-             "running them again")
-    folder.mkdir(parents=True, exist_ok=True)
-    execute_runs(runs, sweep, workers, sweep.name)
-    written = write_tables(runs, sweep, folder, echo)
-    report = SweepReport(sweep, folder, runs, written)
-    print_report(report, echo)
-    return report
+        echo(f"[sbu batch] {changed} finished run(s) ran with other parameters or another version of "
+             f"{sweep.notebook.name} (or lost their {sweep.collect}): running them again")
 
 
 def print_report(report: SweepReport, echo=print) -> None:

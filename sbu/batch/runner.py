@@ -1,5 +1,9 @@
-"""Executing a sweep's runs: each in a fresh folder, through a local pool of processes, leaving ``done.json`` or
-``failed.json``; which runs finished before (resume); and how far the running ones have got (the progress bar)."""
+"""Executing a sweep's runs: each in a fresh folder, leaving ``done.json`` or ``failed.json``; which runs finished
+before (resume); the loop that hands the runs to a pool — the local process pool, or a Dask cluster's
+(:mod:`sbu.batch.cluster`) — and shows how far the running ones have got (the progress bar).
+
+:func:`execute_run` is the one way a run is executed, on this machine or on a Dask worker; it takes a
+:class:`RunTask` and gives back a :class:`RunOutcome`, and both pickle as they are."""
 
 from __future__ import annotations
 
@@ -10,30 +14,34 @@ import re
 import shutil
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 from papermill.exceptions import PapermillExecutionError
 from tqdm import tqdm
 
+from sbu.batch.folder import notebook_hash, read_marker
 from sbu.batch.sweep import SET_BY_BATCH, Run, Sweep, grid_label
+from sbu.errors import DataFileError
 from sbu.files import write_atomic
 from sbu.kernel import execute_notebook
 
 TRACEBACK_LINES = 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
 PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
+LOCAL = "local"  # where a run of the local pool ran (done.json's worker)
 
 
-def finished_before(run: Run, collect: str) -> dict | None:
-    """The run's ``done.json`` if it finished with the same parameters and its table is still there."""
-    try:
-        done = json.loads((run.folder / "done.json").read_text())
-    except (OSError, ValueError):
+def finished_before(run: Run, collect: str, code_hash: str) -> dict | None:
+    """The run's ``done.json`` if it finished with the same parameters and the same notebook code, and its table
+    is still there; a damaged marker is a :class:`~sbu.errors.SweepFolderError` naming it."""
+    done = read_marker(run.folder / "done.json")
+    if done is None:
         return None
-    same = _comparable(done.get("parameters", {})) == _comparable(run.parameters)
+    same = _comparable(done["parameters"]) == _comparable(run.parameters) and done.get("notebook_sha256") == code_hash
     return done if same and (run.folder / collect).is_file() else None
 
 
@@ -51,7 +59,28 @@ class RunTask:
     parameters: dict
     collect: str
     run_id: str
+    notebook_sha256: str  # the code the sweep planned with; a worker whose notebook differs fails the run
     threads: int | None = None  # the kernel's thread count; None: its default
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one run ended, as its marker records it: done or failed, seconds, and for a failure the exception's
+    type, message, the notebook cell and the traceback's last lines."""
+
+    status: str  # done or failed
+    seconds: float = float("nan")
+    threads: str = ""
+    worker: str = LOCAL
+    error_type: str = ""
+    message: str = ""
+    cell: str = ""
+    traceback: tuple[str, ...] = ()
+
+    @property
+    def error(self) -> str:
+        """One line for runs.csv and the report."""
+        return f"{self.error_type}: {(self.message.strip().splitlines() or [''])[0]}"[:300] if self.error_type else ""
 
 
 def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int | None:
@@ -63,26 +92,55 @@ def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int 
     return max(1, (cpus or os.cpu_count() or 1) // workers)
 
 
-def execute_run(task: RunTask) -> dict:
-    """Run one grid point in an empty folder and leave its marker; never raises. Runs in a worker process."""
+def execute_run(task: RunTask, worker: str = LOCAL) -> RunOutcome:
+    """Run one grid point in an empty folder and leave its marker. A failure of the run is its outcome; only a
+    folder that cannot be written raises. Runs in a worker process of the local pool or on a Dask worker."""
     if task.threads:  # the kernel papermill starts inherits this process's environment
         os.environ.update({name: str(task.threads) for name in THREAD_VARIABLES})
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
     fresh_folder(task.folder)
     start = time.perf_counter()
     try:
+        _check_notebook(task, worker)
         execute_notebook(task.notebook, task.folder / task.notebook.name, parameters=task.parameters,
                          cwd=str(task.notebook.parent), progress_bar=False)
         _check_collected(task.folder / task.collect)
     except Exception as err:  # any failure of one run is recorded; the sweep goes on
-        failure = describe_failure(err)
-        record = {"run_id": task.run_id, "parameters": task.parameters,
-                  "seconds": round(time.perf_counter() - start, 2), **failure}
-        write_json(task.folder / "failed.json", record)
-        return {"status": "failed", **record}
-    record = {"run_id": task.run_id, "parameters": task.parameters, "seconds": round(time.perf_counter() - start, 2),
-              "threads": os.environ.get("OMP_NUM_THREADS", "default")}
-    write_json(task.folder / "done.json", record)
-    return {"status": "done", **record}
+        outcome = failure_outcome(err, round(time.perf_counter() - start, 2), threads, worker)
+        write_marker(task, outcome)
+        return outcome
+    outcome = RunOutcome("done", round(time.perf_counter() - start, 2), threads, worker)
+    write_marker(task, outcome)
+    return outcome
+
+
+def _check_notebook(task: RunTask, worker: str) -> None:
+    if not task.notebook.is_file():
+        raise DataFileError(f"no notebook {task.notebook} on {worker}")
+    if notebook_hash(task.notebook) != task.notebook_sha256:
+        raise DataFileError(f"{task.notebook} on {worker} is not the notebook the sweep was started with (its code "
+                            "differs: another checkout, or edited since)")
+
+
+def failure_outcome(err: BaseException, seconds: float, threads: str = "", worker: str = LOCAL) -> RunOutcome:
+    """The outcome of a run that raised ``err``: exception type, message and the traceback's last lines; for a
+    notebook cell, the cell's own error."""
+    if isinstance(err, PapermillExecutionError):
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.traceback)).splitlines()
+        return RunOutcome("failed", seconds, threads, worker, err.ename, err.evalue, f"In [{err.exec_count}]",
+                          tuple(lines[-TRACEBACK_LINES:]))
+    lines = "".join(traceback.format_exception(err)).splitlines()
+    return RunOutcome("failed", seconds, threads, worker, type(err).__name__, str(err), "",
+                      tuple(lines[-TRACEBACK_LINES:]))
+
+
+def write_marker(task: RunTask, outcome: RunOutcome) -> None:
+    """done.json or failed.json: the run, its parameters, the notebook code it ran and how it ended. Written
+    through a temporary file: a marker is either whole or absent, never a torn file read as done."""
+    record = {"run_id": task.run_id, "parameters": task.parameters, "notebook_sha256": task.notebook_sha256,
+              **{k: v for k, v in asdict(outcome).items() if k != "status" and v not in ("", ())}}
+    name = "done.json" if outcome.status == "done" else "failed.json"
+    write_atomic(task.folder / name, json.dumps(record, indent=1, default=str) + "\n")
 
 
 def fresh_folder(folder: Path) -> None:
@@ -98,50 +156,47 @@ def _check_collected(path: Path) -> None:
     pd.read_csv(path)  # a table that does not parse fails the run, not the collection at the end
 
 
-def describe_failure(err: BaseException) -> dict:
-    """Exception type, message and the traceback's last lines; for a notebook cell, the cell's own error."""
-    if isinstance(err, PapermillExecutionError):
-        lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.traceback)).splitlines()
-        return {"error_type": err.ename, "message": err.evalue, "cell": f"In [{err.exec_count}]",
-                "traceback": lines[-TRACEBACK_LINES:]}
-    lines = "".join(traceback.format_exception(err)).splitlines()
-    return {"error_type": type(err).__name__, "message": str(err), "traceback": lines[-TRACEBACK_LINES:]}
+def run_tasks(runs: list[Run], sweep: Sweep, code_hash: str, threads: int | None = None) -> list[RunTask]:
+    """What each pending run hands to its worker."""
+    return [RunTask(sweep.notebook, run.folder, run.parameters, sweep.collect, run.run_id, code_hash, threads)
+            for run in runs if run.status == "pending"]
 
 
-def write_json(path: Path, record: dict) -> None:
-    """Write through a temporary file: a marker is either whole or absent, never a torn file read as done."""
-    write_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
+def local_pool(workers: int, pending: int) -> tuple[Executor, int | None]:
+    """The default pool: ``workers`` processes on this machine (no more than there are runs), and the thread
+    count each run gets (:func:`threads_per_run`)."""
+    at_once = max(1, min(workers, pending))
+    # spawn: a fresh interpreter per worker, the same on Linux and macOS, and no forked ZMQ or kernel state
+    return ProcessPoolExecutor(max_workers=at_once, mp_context=multiprocessing.get_context("spawn")), \
+        threads_per_run(at_once)
 
 
-def execute_runs(runs: list[Run], sweep: Sweep, workers: int, name: str) -> None:
-    """Run the pending runs through a process pool with a progress bar; fill in each run's status. While runs are
-    going, the bar shows how far each has got: code cells done in its notebook and the progress bar of the cell
-    it is running (as papermill last saved the notebook: at every cell's start and end, and every 30 s)."""
-    pending = [run for run in runs if run.status == "pending"]
-    counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(pending)}
-    bar = tqdm(total=len(runs), initial=counts["skipped"], desc=f"sweep {name}", unit="run")
+def execute_runs(runs: list[Run], tasks: list[RunTask], sweep: Sweep, pool: Executor,
+                 execute: Callable[[RunTask], RunOutcome] = execute_run) -> None:
+    """Hand each task to ``pool`` (``execute(task)`` there) with a progress bar; fill in each run's status. While
+    runs are going, the bar shows how far each has got: code cells done in its notebook and the progress bar of
+    the cell it is running (as papermill last saved the notebook: at every cell's start and end, and every 30 s)."""
+    by_id = {run.run_id: run for run in runs}
+    counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(tasks)}
+    bar = tqdm(total=len(runs), initial=counts["skipped"], desc=f"sweep {sweep.name}", unit="run")
     bar.set_postfix(counts)
-    if pending:
-        for run in pending:  # what an earlier start left would show as this start's progress until the run begins
-            (run.folder / sweep.notebook.name).unlink(missing_ok=True)
-        # spawn: a fresh interpreter per worker, the same on Linux and macOS, and no forked ZMQ or kernel state
-        context = multiprocessing.get_context("spawn")
-        at_once = min(workers, len(pending))
-        threads = threads_per_run(at_once)
-        with ProcessPoolExecutor(max_workers=at_once, mp_context=context) as pool:
-            futures = {pool.submit(execute_run, RunTask(sweep.notebook, run.folder, run.parameters, sweep.collect,
-                                                        run.run_id, threads)): run for run in pending}
-            waiting, shown = set(futures), ""
-            while waiting:
-                finished, waiting = wait(waiting, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    _record_outcome(futures[future], future)
-                    counts[futures[future].status] += 1
-                    bar.update()
-                line = progress_line(counts, [futures[f] for f in waiting if f.running()], sweep.notebook.name)
-                if line != shown:  # a log file gets a line when something changed, not every few seconds
-                    bar.set_postfix_str(line)
-                    shown = line
+    for task in tasks:  # what an earlier start left would show as this start's progress until the run begins
+        (task.folder / sweep.notebook.name).unlink(missing_ok=True)
+    with pool:
+        futures = {pool.submit(execute, task): task for task in tasks}
+        waiting, shown = set(futures), ""
+        while waiting:
+            finished, waiting = wait(waiting, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = futures[future]
+                record_outcome(by_id[task.run_id], task, future)
+                counts[by_id[task.run_id].status] += 1
+                bar.update()
+            # a run whose notebook is not written yet is left out by progress_line: it has not started
+            line = progress_line(counts, [by_id[futures[f].run_id] for f in waiting], sweep.notebook.name)
+            if line != shown:  # a log file gets a line when something changed, not every few seconds
+                bar.set_postfix_str(line)
+                shown = line
     bar.close()
 
 
@@ -195,12 +250,16 @@ def progress_line(counts: dict, going: list[Run], notebook_name: str) -> str:
     return " | ".join(p for p in parts if p)
 
 
-def _record_outcome(run: Run, future) -> None:
+def record_outcome(run: Run, task: RunTask, future) -> None:
+    """Fill in the run from its future. A worker that died with the run (killed, out of memory, a Dask worker lost
+    more often than the scheduler retries) left no marker: its failure is written here, so it is on record too."""
     try:
         outcome = future.result()
-    except Exception as err:  # the worker itself died (killed, out of memory)
-        outcome = {"status": "failed", "seconds": float("nan"), **describe_failure(err)}
-    run.status, run.seconds = outcome["status"], outcome["seconds"]
-    if run.status == "failed":
-        run.failure = outcome
-        run.error = f"{outcome['error_type']}: {(str(outcome['message']).strip().splitlines() or [''])[0]}"[:300]
+    except Exception as err:
+        outcome = failure_outcome(err, float("nan"), worker="a worker that was lost")
+        try:
+            write_marker(task, outcome)
+        except OSError:
+            pass  # runs.csv still says why
+    run.status, run.seconds, run.outcome = outcome.status, outcome.seconds, outcome
+    run.error = outcome.error

@@ -7,13 +7,17 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import papermill as pm
 import yaml
 
 from sbu.errors import ConfigError, DataFileError
+
+if TYPE_CHECKING:
+    from sbu.batch.runner import RunOutcome  # TYPE_CHECKING only: runner imports this module
 
 PROJECT = Path(__file__).resolve().parents[2]
 SWEEP_KEYS = ("notebook", "params", "grid", "collect", "plot")
@@ -51,7 +55,8 @@ def load_sweep(path: str | Path, notebooks_dir: str | Path | None = None) -> Swe
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; a sweep file has the keys {', '.join(SWEEP_KEYS)}")
     if not isinstance(raw.get("notebook"), str) or not raw["notebook"]:
         raise ConfigError(f"{where}: 'notebook' must name a notebook, e.g. notebook: 04_evaluation")
-    notebook = find_notebook(raw["notebook"], Path(notebooks_dir) if notebooks_dir else PROJECT / "notebooks")
+    folder = Path(notebooks_dir) if notebooks_dir else PROJECT / "notebooks"
+    notebook = find_notebook(raw["notebook"], folder).resolve()  # a Dask worker has another working directory
     params = _check_params(raw.get("params") or {}, where)
     grid = _check_grid(raw.get("grid"), where)
     both = sorted(set(params) & set(grid))
@@ -202,7 +207,7 @@ class Run:
     status: str = "pending"  # → done, failed or skipped
     seconds: float = float("nan")
     error: str = ""
-    failure: dict = field(default_factory=dict)
+    outcome: RunOutcome | None = None  # how it ended, once it ran
 
 
 def plan_runs(sweep: Sweep, sweep_dir: Path) -> list[Run]:

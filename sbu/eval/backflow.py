@@ -6,14 +6,18 @@ Conditions [choice, stated in notebook 03]:
 - ``memory-only``: the dependency closure on memory (prune, tombstone + redact, repair, index), as a memory
   system would apply it — the agent's write-backs are not checked by a barrier, the model is unchanged;
 - ``parameter-only``: SRA on the weights, memory unchanged, no barrier;
-- ``sbu``: the synchronized protocol (:mod:`sbu.sync`): barrier, closure, SRA, verify — the agent keeps the barrier.
+- ``sbu``: the synchronized protocol (:mod:`sbu.sync`): barrier, closure, SRA, verify — the agent keeps the barrier
+  and the request's standing obligation: after each consolidation its probes are re-verified and, while leakage
+  exceeds ε, re-suppressed (:class:`sbu.sync.StandingObligations`).
 
 Then ``rounds`` rounds of closed-loop interaction whose queries are the forgotten patients' questions and as many
 about retained patients, each round answered through memory, written back, then consolidated into the weights.
 Per round: forget accuracy closed-book (weights only) and through the agent, retained accuracy through the agent,
 memory exposure (share of forget probes whose top-k holds a forgotten name or value), forgotten facts back in
 memory (a live text holding the patient's name and the right answer), cached answers about forgotten patients
-re-created, and the write-backs the barrier refused.
+re-created, the write-backs the barrier refused, and for an arm with standing obligations the parameter leakage
+re-verified after the round's consolidation (``obligation_leakage``; NaN without obligations), after the
+re-suppression (``obligation_leakage_after``) and the PARAMETER rounds that took (``resuppression_rounds``).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from sbu.model.consolidate import ConsolidationConfig
 from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy
 from sbu.retrieval.hybrid import Retriever
-from sbu.sync import ForgetProtocol, ProtocolConfig
+from sbu.sync import ForgetProtocol, ProtocolConfig, StandingObligations, Upkeep
 from sbu.unlearn.forget_sets import unlearning_sets
 from sbu.unlearn.loop import unlearn as run_unlearn
 
@@ -58,7 +62,8 @@ class Arm:
     ``memory``: apply the dependency closure; ``parameter``: an unlearning method of :mod:`sbu.unlearn`,
     ``"retrain"`` (the gold standard's model) or None; ``protocol``: run the synchronized protocol (then memory and
     parameter are its own); ``barrier``: the agent's write-backs go through the barrier; ``repair`` and
-    ``max_rounds`` are the protocol's; ``unlearn``: hyper-parameters over the run's (an SRA prior, τ)."""
+    ``max_rounds`` are the protocol's; ``unlearn``: hyper-parameters over the run's (an SRA prior, τ);
+    ``obligations``: the protocol's request stands after commit, kept by the agent's consolidations."""
 
     name: str
     memory: bool = False
@@ -68,13 +73,14 @@ class Arm:
     repair: bool = True
     max_rounds: int = 3
     unlearn: tuple = ()  # (name, value) pairs, hashable
+    obligations: bool = False
 
     @classmethod
     def named(cls, name: str) -> Arm:
         """The four conditions of notebook 03 by name (``parameter-only`` is SRA)."""
         arms = {"none": cls("none"), "memory-only": cls("memory-only", memory=True),
                 "parameter-only": cls("parameter-only", parameter="sra"),
-                "sbu": cls("sbu", protocol=True, barrier=True)}
+                "sbu": cls("sbu", protocol=True, barrier=True, obligations=True)}
         if name not in arms:
             raise ConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
         return arms[name]
@@ -89,6 +95,7 @@ class Condition:
     patients: list[str]
     certificate: object | None = None  # the protocol's certificate (sbu only)
     unlearn_seconds: float = 0.0
+    standing: StandingObligations | None = None  # the agent's obligations hook (an arm with obligations)
 
 
 def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[str], *, work: str | Path,
@@ -102,15 +109,17 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
         raise ConfigError(f"arm {arm.name!r} needs the retrain model (retrain=...)")
     store = open_store("oxigraph:")
     ingest(store, corpus)
-    lm, barrier, certificate = base, None, None
+    lm, barrier, certificate, standing = base, None, None, None
     retriever = Retriever.from_store(store)  # the agent's index before forgetting (embedding is not unlearning)
     started = time.perf_counter()
     if arm.protocol:
-        config = ProtocolConfig(unlearn=hparams, k=k, seed=seed, repair=arm.repair, max_rounds=arm.max_rounds)
+        config = ProtocolConfig(unlearn=hparams, k=k, seed=seed, repair=arm.repair, max_rounds=arm.max_rounds,
+                                standing=arm.obligations)
         protocol = ForgetProtocol(work, store, base, corpus, config, retriever=retriever)
         certificate = protocol.submit(list(patients))
         lm = protocol.model_after(certificate.request)
         barrier = protocol.barrier if arm.barrier else None
+        standing = protocol.standing() if arm.obligations else None
     else:
         if arm.memory:
             forget(store, patients)
@@ -129,8 +138,9 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
         # loop would start from whatever the process left there (at start-up torch seeds it at random)
         set_seed(seed)
     seconds = time.perf_counter() - started
-    agent = Agent(lm, store, retriever, barrier, k=k, consolidation=consolidation or ConsolidationConfig(seed=seed))
-    return Condition(arm.name, agent, list(patients), certificate, seconds)
+    agent = Agent(lm, store, retriever, barrier, k=k, consolidation=consolidation or ConsolidationConfig(seed=seed),
+                  hooks=[standing] if standing else [])
+    return Condition(arm.name, agent, list(patients), certificate, seconds, standing)
 
 
 def queries(corpus: Corpus, patients: Sequence[str], retained: int | None = None, seed: int = 0) -> list[QAItem]:
@@ -215,19 +225,29 @@ def run_rounds(condition: Condition, corpus: Corpus, forget_items: Sequence[QAIt
     the loop (the queries in a seeded order, answered, written back, consolidated): one metrics row per round."""
     probe_turns = condition.agent.answer(list(forget_items), round_no=0, write_back=False)
     rows = [{**round_metrics(condition, corpus, probe_turns, 0, secrets, forget_items),
-             "unlearn_seconds": condition.unlearn_seconds}]
+             "unlearn_seconds": condition.unlearn_seconds, **upkeep_columns([])}]
     if on_round:
         on_round()
     rng = np.random.default_rng(seed)
     for r in range(1, rounds + 1):
         order = rng.permutation(len(loop_queries))
         turns = condition.agent.answer([loop_queries[i] for i in order], round_no=r)
+        kept = len(condition.standing.history) if condition.standing else 0
         if consolidate_every and r % consolidate_every == 0:
             condition.agent.consolidate()
-        rows.append(round_metrics(condition, corpus, turns, r, secrets, forget_items))
+        upkeep = condition.standing.history[kept:] if condition.standing else []
+        rows.append({**round_metrics(condition, corpus, turns, r, secrets, forget_items), **upkeep_columns(upkeep)})
         if on_round:
             on_round()
     return rows
+
+
+def upkeep_columns(upkeep: Sequence[Upkeep]) -> dict:
+    """A round's standing-obligation columns from its :class:`~sbu.sync.Upkeep` records (none: NaN and 0)."""
+    return {"obligation_leakage": max((u.leakage for u in upkeep), default=np.nan),
+            "obligation_leakage_after": max((u.leakage_after for u in upkeep), default=np.nan),
+            "resuppression_rounds": sum(u.rounds for u in upkeep),
+            "obligation_seconds": sum(u.seconds for u in upkeep)}
 
 
 def describe_backflow(table: pd.DataFrame, retrain_forget_accuracy: float | None = None) -> str:
@@ -260,4 +280,12 @@ def describe_backflow(table: pd.DataFrame, retrain_forget_accuracy: float | None
                      f"{s['forget_acc_closed_book'].min():.2f}–{s['forget_acc_closed_book'].max():.2f}{reference}; "
                      f"retained accuracy through the agent {s['retain_acc_agent'].min():.2f}–"
                      f"{s['retain_acc_agent'].max():.2f}.")
+        checked = s[s["obligation_leakage"].notna()]
+        if len(checked):
+            lines.append(f"Its standing obligation: parameter leakage re-verified after each of {len(checked)} "
+                         f"consolidations, {checked['obligation_leakage'].min():.2f}–"
+                         f"{checked['obligation_leakage'].max():.2f}; {int(checked['resuppression_rounds'].sum())} "
+                         f"re-suppression round(s) in {checked['obligation_seconds'].sum():.0f} s, leaving "
+                         f"{checked['obligation_leakage_after'].min():.2f}–"
+                         f"{checked['obligation_leakage_after'].max():.2f}.")
     return "\n".join(lines)

@@ -1,12 +1,12 @@
 """No plaintext of forgotten data in anything we write: a scanner for files, and redaction for what a notebook
 shows.
 
-:func:`scan` reads every file under the given paths (store directories, journals, certificates, logs, results,
-executed notebooks, caches) as bytes and counts whole-word occurrences of each forgotten string — the forgotten
-entities' names and every value of theirs that no retained record also holds
-(:func:`sbu.eval.exposure.forgotten_strings`). Its table names a hit by the file and a short hash of the string,
-never by the string itself, so a scan report is safe to share. Strings are also looked for in the escaped form
-JSON gives non-ASCII text (notebooks and metrics are JSON).
+:func:`scan` reads every file under the given paths (store directories, journals, standing obligations,
+certificates, logs, results, executed notebooks, caches; hidden files too, such as a temporary file a crash left) as
+bytes and counts whole-word occurrences of each forgotten string — the forgotten entities' names and every value
+of theirs that no retained record also holds (:func:`sbu.eval.exposure.forgotten_strings`). Its table names a hit
+by the file and a short hash of the string, never by the string itself, so a scan report is safe to share. Strings
+are also looked for in the escaped form JSON gives non-ASCII text (notebooks and metrics are JSON).
 
 :func:`redact` is what a notebook wraps around a display that shows data before it is forgotten: the teaching
 point survives (the row, its kind, its place in the graph), the plaintext does not reach the executed notebook.

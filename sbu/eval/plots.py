@@ -79,6 +79,35 @@ def backflow_curves(table: pd.DataFrame, retrain_forget_accuracy: float | None =
     return grid
 
 
+def obligation_rounds(table: pd.DataFrame, condition: str = "sbu", epsilon: float | None = None,
+                      retrain_forget_accuracy: float | None = None, ax=None):
+    """The standing obligation at work, round by round (a backflow table's ``condition`` rows): the parameter
+    leakage re-verified right after each consolidation and after its re-suppression, the closed-book forget
+    accuracy the round ended with, and the PARAMETER rounds run (bars)."""
+    rows = table[table.condition == condition].sort_values("round")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(rows["round"], rows["obligation_leakage"], marker="o", label="leakage after consolidation")
+    ax.plot(rows["round"], rows["obligation_leakage_after"], marker="v", label="leakage after re-suppression")
+    ax.plot(rows["round"], rows["forget_acc_closed_book"], marker="s", label="forget accuracy (closed-book)")
+    if epsilon is not None:
+        ax.axhline(epsilon, color="#d62728", linestyle="--", linewidth=1, label="ε")
+    if retrain_forget_accuracy is not None:
+        ax.axhline(retrain_forget_accuracy, color="#777777", linestyle=":", linewidth=1, label="retrain model")
+    twin = ax.twinx()
+    twin.bar(rows["round"], rows["resuppression_rounds"], alpha=0.2, color="#2ca02c", width=0.4)
+    twin.set_ylabel("re-suppression rounds", color="#2ca02c")
+    twin.set_ylim(0, max(1, rows["resuppression_rounds"].max()) * 2)
+    ax.set_zorder(twin.get_zorder() + 1)  # the lines over the bars
+    ax.patch.set_visible(False)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("round (0: right after the request committed)")
+    ax.set_xticks(rows["round"])
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"{condition}: consolidate → re-verify → re-suppress")
+    return ax
+
+
 def request_costs(table: pd.DataFrame, ax=None):
     """Retained accuracy and seconds per request over a sequence of forget requests."""
     if ax is None:

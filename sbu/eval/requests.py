@@ -2,7 +2,9 @@
 
 ``sequential_requests`` runs one synchronized request per patient on the same memory and model, each starting
 from the model the previous one committed; after each, the retained patients' accuracy (closed-book, on a fixed
-sample that no request touches), the accuracy on everyone forgotten so far, and what the request cost.
+sample that no request touches), the knowledge base's held-out test accuracy, the accuracy on everyone forgotten so
+far and on each earlier request's patient apart (``forget acc #j``: does a later request undo an earlier one?), and
+what the request cost.
 ``batch_request`` forgets the same patients in one request.
 """
 
@@ -39,14 +41,24 @@ def _probe_sample(corpus: Corpus, patients: Sequence[str], n: int, seed: int) ->
     return [items[i] for i in sorted(rng.choice(len(items), size=min(n, len(items)), replace=False))]
 
 
+def _test_items(corpus: Corpus) -> list:
+    test = set(corpus.splits.get("test", []))
+    return [q for q in corpus.qa if q.id in test]
+
+
 def _row(label: str, corpus: Corpus, lm: CausalLM, forgotten: Sequence[str], kept_items, certificate,
-         seconds: float) -> dict:
+         seconds: float, each: bool = False) -> dict:
     forgotten_items = [q for q in corpus.qa if q.about in set(forgotten) and q.phrasing == "train"]
-    return {"request": label, "patients forgotten": len(forgotten),
-            "retain acc (closed-book)": accuracy(lm.model, lm.tokenizer, kept_items),
-            "forgotten acc (closed-book)": accuracy(lm.model, lm.tokenizer, forgotten_items),
-            "rounds": certificate.rounds, "pruned": certificate.counts["pruned"],
-            "seconds": seconds, "parameter seconds": certificate.seconds.get("PARAMETER", 0.0)}
+    row = {"request": label, "patients forgotten": len(forgotten),
+           "retain acc (closed-book)": accuracy(lm.model, lm.tokenizer, kept_items),
+           "test acc (closed-book)": accuracy(lm.model, lm.tokenizer, _test_items(corpus)),
+           "forgotten acc (closed-book)": accuracy(lm.model, lm.tokenizer, forgotten_items),
+           "rounds": certificate.rounds, "pruned": certificate.counts["pruned"],
+           "seconds": seconds, "parameter seconds": certificate.seconds.get("PARAMETER", 0.0)}
+    if each:  # one column per request so far: its patient's accuracy now
+        for j, patient in enumerate(forgotten, 1):
+            row[f"forget acc #{j}"] = accuracy(lm.model, lm.tokenizer, corpus.qa_about([patient], "train"))
+    return row
 
 
 def sequential_requests(corpus: Corpus, base: CausalLM, patients: Sequence[str], *, work: str | Path,
@@ -62,6 +74,7 @@ def sequential_requests(corpus: Corpus, base: CausalLM, patients: Sequence[str],
     lm = base
     rows = [{"request": "before", "patients forgotten": 0,
              "retain acc (closed-book)": accuracy(lm.model, lm.tokenizer, kept_items),
+             "test acc (closed-book)": accuracy(lm.model, lm.tokenizer, _test_items(corpus)),
              "forgotten acc (closed-book)": np.nan, "rounds": 0, "pruned": 0, "seconds": 0.0,
              "parameter seconds": 0.0}]
     for i, patient in enumerate(tqdm(list(patients), desc="sequential requests", disable=not progress), 1):
@@ -70,7 +83,7 @@ def sequential_requests(corpus: Corpus, base: CausalLM, patients: Sequence[str],
         certificate = protocol.submit([patient])
         seconds = time.perf_counter() - started
         lm = protocol.model_after(certificate.request)
-        rows.append(_row(f"#{i}", corpus, lm, patients[:i], kept_items, certificate, seconds))
+        rows.append(_row(f"#{i}", corpus, lm, patients[:i], kept_items, certificate, seconds, each=True))
     return pd.DataFrame(rows)
 
 

@@ -1,16 +1,22 @@
 """The write barrier: a keyed-hash blocklist that every write-back passes.
 
-A forget request blocks four kinds of entries, each kept only as HMAC-SHA256(key, kind | normalized text):
+A forget request blocks these kinds of entries, each kept only as HMAC-SHA256(key, kind | normalized text), the
+text reduced by the one normaliser of :mod:`sbu.memory.normalise` (Unicode forms, invisible characters,
+diacritics, look-alike letters, markup and punctuation, possessives):
 
-- ``id``: the forgotten entity ids (``patient/p007``);
-- ``name``: their names (``kalo parta``);
+- ``id``: the forgotten entity ids (``patient/p007``, and ``p007``), and ``iri``: their full IRIs;
+- ``name``: their names, in every form of :func:`~sbu.memory.normalise.name_forms` (either order, initials,
+  joined);
 - ``pair``: (entity id, value) for every forgotten assertion (``patient/p007`` | ``bilbao``);
+- ``unique``: forgotten record numbers and dates that no retained assertion or text shares, as canonical digit
+  strings (any separators, any date format);
 - ``node``: every pruned or tombstoned artifact IRI.
 
-:meth:`Barrier.check` refuses a candidate write that is about or mentions a blocked id, whose text holds a blocked
-name (or a blocked id), whose text holds a blocked value while it is about that value's entity, or that derives
-from a blocked node — and counts each refusal by reason. Texts are checked without any plaintext on the barrier's
-side: the candidate's word n-grams are hashed with the same key and looked up.
+:meth:`Barrier.check` refuses a candidate write that is about a blocked id, derives from a blocked node, whose
+text holds a blocked name, id or IRI anywhere, a blocked value while it is about that value's entity, or a blocked
+unique value whoever it is about — and counts refusals by :class:`Reason`. Texts are checked without any
+plaintext on the barrier's side: the candidate's word n-grams and digit strings are hashed with the same key and
+looked up.
 
 The secret key never enters the graph: it comes from ``$SBU_BARRIER_KEY`` (hex) or a key file readable by its
 owner only (created with mode 0600 on first use). The blocked hashes live in the metadata graph, on the forget
@@ -27,10 +33,10 @@ import hmac
 import os
 import secrets
 import stat
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -39,14 +45,14 @@ from rdflib import Literal, URIRef
 from sbu.cache import cache_dir
 from sbu.errors import ConfigError
 from sbu.files import write_atomic
+from sbu.memory.normalise import name_forms, normalize, tokens, unique_forms, value_unique_forms
 from sbu.memory.sparql import load_query
 from sbu.memory.store import MemoryStore
-from sbu.memory.vocab import ID_BASE, META, RDF, SBU
+from sbu.memory.vocab import ID_BASE, META, RDF, SBU, iri
 
 KEY_ENV = "SBU_BARRIER_KEY"
 KEY_BYTES = 32
 MAX_NGRAM = 64  # the longest blocked value, in words, that a text check can find
-_EDGE_PUNCT = ".,;:!?()[]{}\"'"
 
 
 def default_key_path() -> Path:
@@ -118,12 +124,6 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"sbu barrier key id", hashlib.sha256).hexdigest()[:16]
 
 
-def normalize(text: str) -> str:
-    """NFKC, case-folded (ß = ss), words split on white space with punctuation stripped from their edges."""
-    words = unicodedata.normalize("NFKC", str(text)).casefold().split()
-    return " ".join(w for w in (w.strip(_EDGE_PUNCT) for w in words) if w)
-
-
 def record_id(node) -> str:
     """``patient/p007`` for either the id or its IRI."""
     text = str(node)
@@ -149,18 +149,77 @@ class _Hasher:
         return mac.hexdigest()
 
 
-def _ngrams(text: str) -> list[str]:
-    words = normalize(text).split()
+def _ngrams(words: list[str]) -> list[str]:
     return [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + MAX_NGRAM, len(words)) + 1)]
+
+
+def text_grams(text: str) -> list[str]:
+    """The normalized word n-grams of a text (up to :data:`MAX_NGRAM` words), of the text as written and, when it
+    holds percent-escapes, of the text unescaped (an IRI pasted from a URL)."""
+    grams = _ngrams(tokens(text))
+    if "%" in text:
+        grams += _ngrams(tokens(unquote(text)))
+    return grams
+
+
+def id_forms(record: str) -> set[str]:
+    """The normalized forms an entity id is blocked as: the id (``patient/p007`` → ``patient p 007``) and, when
+    its last segment carries a digit and is not a bare number, that segment alone (``p007``)."""
+    forms = {normalize(record)}
+    last = record.rsplit("/", 1)[-1]
+    words = tokens(last)
+    if any(w.isdigit() for w in words) and not all(w.isdigit() for w in words) and len(last) >= 3:
+        forms.add(normalize(last))
+    return forms - {""}
+
+
+class Reason(StrEnum):
+    """Why the barrier refused a write (``Barrier.refusals`` counts writes by reason; one write may have several)."""
+
+    ABOUT = "about"  # the write is about a forgotten entity
+    DERIVED = "derived"  # it derives from a pruned or tombstoned node
+    NAME = "name"  # its text names a forgotten entity (in any spelling, order, with initials, joined)
+    ID = "id"  # its text holds a forgotten entity's id
+    IRI = "iri"  # its text holds a forgotten entity's full IRI
+    VALUE = "value"  # its text states a forgotten value of an entity it is about
+    UNIQUE_VALUE = "unique_value"  # its text carries a forgotten record number or date, whoever it is about
+    MEANWHILE = "meanwhile"  # the barrier was raised in memory between the check and the insert
 
 
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
-    reasons: tuple[str, ...] = ()  # "blocked id", "blocked name", "blocked value", "derives from forgotten"
+    reasons: tuple[Reason, ...] = ()
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What a check looks up, normalized once for every key: the ids the write is about, its sources, its text's
+    n-grams and canonical digit strings."""
+
+    about: tuple[str, ...]
+    sources: tuple[str, ...]
+    grams: tuple[str, ...]
+    digits: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str, about: Iterable, derived_from: Iterable) -> _Probe:
+        return cls(tuple(normalize(record_id(a)) for a in about), tuple(normalize(record_id(s)) for s in derived_from),
+                   tuple(text_grams(text)) if text else (), tuple(sorted(unique_forms(text))) if text else ())
+
+    def hashes(self, key: bytes) -> dict[Reason, set[str]]:
+        """The hashes under ``key`` that, if blocked, refuse this write, by the reason they refuse it for."""
+        id_hash = _Hasher(key, "id")
+        return {Reason.ABOUT: {id_hash(a) for a in self.about},
+                Reason.DERIVED: {_Hasher(key, "node")(s) for s in self.sources},
+                Reason.NAME: {_Hasher(key, "name")(g) for g in self.grams},
+                Reason.ID: {id_hash(g) for g in self.grams},
+                Reason.IRI: {_Hasher(key, "iri")(g) for g in self.grams},
+                Reason.VALUE: {_Hasher(key, "pair", a)(g) for a in self.about for g in self.grams},
+                Reason.UNIQUE_VALUE: {_Hasher(key, "unique")(d) for d in self.digits}}
 
 
 @dataclass
@@ -170,7 +229,7 @@ class Barrier:
     key: bytes
     blocked: set[str] = field(default_factory=set)
     refused: int = 0  # writes refused
-    refusals: Counter = field(default_factory=Counter)  # refusals by reason (one write may have several)
+    refusals: Counter = field(default_factory=Counter)  # refused writes by Reason (one write may have several)
     retired: tuple[bytes, ...] = ()  # older keys: their hashes are still checked, never written anew
 
     @property
@@ -193,12 +252,18 @@ class Barrier:
         return cls(keys[0], blocked, retired=tuple(keys[1:]))
 
     def entries(self, ids: Iterable[str] = (), names: Iterable[str] = (),
-                pairs: Iterable[tuple[str, str]] = (), nodes: Iterable = ()) -> set[str]:
-        """The hashes of a request's entries."""
-        out = {keyed_hash(self.key, "id", record_id(i)) for i in ids}
-        out |= {keyed_hash(self.key, "name", n) for n in names if normalize(n)}
-        out |= {keyed_hash(self.key, "pair", record_id(e), v) for e, v in pairs if normalize(v)}
-        out |= {keyed_hash(self.key, "node", record_id(n)) for n in nodes}
+                pairs: Iterable[tuple[str, str]] = (), nodes: Iterable = (), unique: Iterable[str] = ()) -> set[str]:
+        """The hashes of a request's entries: ids (also as full IRIs), names (every form of :func:`name_forms`),
+        (entity, value) pairs, closure nodes, and values blocked whoever a note is about (``unique``: record
+        numbers and dates, in every canonical form of :func:`value_unique_forms`)."""
+        id_hash, iri_hash, name_hash = _Hasher(self.key, "id"), _Hasher(self.key, "iri"), _Hasher(self.key, "name")
+        ids = [record_id(i) for i in ids]
+        out = {id_hash(f) for i in ids for f in id_forms(i)}
+        out |= {iri_hash(normalize(iri(i))) for i in ids}
+        out |= {name_hash(f) for n in names for f in name_forms(n)}
+        out |= {_Hasher(self.key, "pair", normalize(record_id(e)))(normalize(v)) for e, v in pairs if normalize(v)}
+        out |= {_Hasher(self.key, "node")(normalize(record_id(n))) for n in nodes}
+        out |= {_Hasher(self.key, "unique")(f) for v in unique for f in value_unique_forms(v)}
         return out
 
     def raise_for(self, store: MemoryStore, request: URIRef, hashes: set[str]) -> None:
@@ -211,20 +276,9 @@ class Barrier:
 
     def check(self, text: str = "", about: Iterable = (), derived_from: Iterable = (), count: bool = True) -> Verdict:
         """May a write-back with this text, about these entities, derived from these sources, enter memory?"""
-        about = [normalize(record_id(a)) for a in about]
-        sources = [normalize(record_id(s)) for s in derived_from]
-        blocked, reasons = self.blocked, []
-        grams = _ngrams(text) if text else []
-        for key in self.keys:  # the current key, then retired ones (their blocklists are still in force)
-            id_hash, name_hash, node_hash = _Hasher(key, "id"), _Hasher(key, "name"), _Hasher(key, "node")
-            if any(id_hash(a) in blocked for a in about):
-                reasons.append("blocked id")
-            if any(node_hash(s) in blocked for s in sources):
-                reasons.append("derives from forgotten")
-            if any(name_hash(g) in blocked or id_hash(g) in blocked for g in grams):
-                reasons.append("blocked name")
-            if any(pair_hash(g) in blocked for pair_hash in (_Hasher(key, "pair", a) for a in about) for g in grams):
-                reasons.append("blocked value")
+        probe = _Probe.of(text, about, derived_from)
+        reasons = [reason for key in self.keys for reason, hashes in probe.hashes(key).items()
+                   if not hashes.isdisjoint(self.blocked)]  # the current key, then retired ones (still in force)
         reasons = list(dict.fromkeys(reasons))
         if reasons and count:
             self.refused += 1
@@ -234,22 +288,15 @@ class Barrier:
     def hashes_of(self, text: str = "", about: Iterable = (), derived_from: Iterable = ()) -> set[str]:
         """Every hash :meth:`check` looks up for this write: what the store's blocklist must not hold at the moment
         the write lands (:meth:`write`)."""
-        about = [normalize(record_id(a)) for a in about]
-        grams = _ngrams(text) if text else []
-        out: set[str] = set()
-        for key in self.keys:
-            id_hash, name_hash, node_hash = _Hasher(key, "id"), _Hasher(key, "name"), _Hasher(key, "node")
-            out |= {id_hash(a) for a in about} | {node_hash(normalize(record_id(s))) for s in derived_from}
-            out |= {h(g) for h in (name_hash, id_hash) for g in grams}
-            out |= {_Hasher(key, "pair", a)(g) for a in about for g in grams}
-        return out
+        probe = _Probe.of(text, about, derived_from)
+        return {h for key in self.keys for hashes in probe.hashes(key).values() for h in hashes}
 
     def write(self, store: MemoryStore, quads: list[tuple], text: str = "", about: Iterable = (),
               derived_from: Iterable = ()) -> Verdict:
         """Check a write-back, then insert ``quads`` (s, p, o, graph) **in the same update as a check against the
         store's blocklist**, so that a request raising the barrier meanwhile (another process, another thread)
         cannot be slipped past: the insert happens only if none of the write's hashes is blocked in memory at that
-        moment. Refused writes are counted; ``Verdict.reasons`` says why ("blocked meanwhile" for the race)."""
+        moment. Refused writes are counted; ``Verdict.reasons`` says why (``Reason.MEANWHILE`` for the race)."""
         about, derived_from = list(about), list(derived_from)
         verdict = self.check(text, about, derived_from)
         if not verdict:
@@ -264,8 +311,8 @@ class Barrier:
             return verdict
         self.blocked = {str(row[0]) for row in store.query(load_query("blocked"))}  # catch up with memory
         self.refused += 1
-        self.refusals.update(["blocked meanwhile"])
-        return Verdict(False, ("blocked meanwhile",))
+        self.refusals.update([Reason.MEANWHILE])
+        return Verdict(False, (Reason.MEANWHILE,))
 
     def check_artifact(self, artifact, count: bool = True) -> Verdict:
         """:meth:`check` for anything with ``text``, ``about`` and ``derived_from`` (e.g. a data-set Artifact)."""

@@ -33,14 +33,16 @@ from sbu import faults
 from sbu.data.summaries import summary_text
 from sbu.memory import erasure
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
+from sbu.memory.normalise import value_unique_forms
 from sbu.memory.plan import ForgetPlan, plan_forget
-from sbu.memory.sparql import load_query, with_values
+from sbu.memory.sparql import load_query, with_literals, with_values
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import META, PROV, RDF, RDFS, SBU, iri
 
 TITLES = {SBU.ConditionSummary: "Cohort summary", SBU.ConceptSummary: "Concept summary",
           SBU.PatientSummary: "Summary", SBU.Episode: "Visit note", SBU.CachedAnswer: "Answer"}
 NAMED_TYPES = (SBU.Condition, SBU.Concept)  # entities whose names a successor's title may carry
+INSERT_BATCH = 200  # triples per INSERT operation: rdflib's SPARQL parser slows down with long ones (docs/backends.md)
 
 
 @dataclass(frozen=True)
@@ -69,15 +71,48 @@ def request_iri(key: bytes, targets: Iterable[str]) -> URIRef:
 
 
 def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta: dict | None = None) -> set[str]:
-    """The hashes a request blocks: ids and names of the targets, (entity, value) of every seed, every
-    closure node. Computed from the store *before* anything is deleted."""
+    """The hashes a request blocks: ids and names of the targets, (entity, value) of every seed, the record
+    numbers and dates of the seeds that nothing retained shares (:func:`unique_values`), every closure node.
+    Computed from the store *before* anything is deleted."""
     targets = [iri(t) for t in plan.targets]
     meta = meta if meta is not None else _metadata(store, targets)
     asserted = [(s, p, o, URIRef(str(g))) for g, s, p, o in
                 store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))]
     pairs = [(str(s), str(o)) for (s, _, _, _), o in zip(asserted, store.reveal(asserted)) if o is not None]
     names = [str(n) for t in targets for n in meta[t].get(RDFS.label, [])]
-    return barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure)
+    unique = unique_values(store, plan, [v for _, v in pairs])
+    return barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure, unique=unique)
+
+
+def unique_values(store: MemoryStore, plan: ForgetPlan, values: Iterable[str]) -> list[str]:
+    """The forgotten values the barrier blocks whoever a note is about: record numbers and dates
+    (:func:`~sbu.memory.normalise.value_unique_forms`) that no triple outside the request's closure holds and no
+    live text outside it contains — a value a retained patient shares (a visit date) stays bound to its entity,
+    so that no retained write is refused for it. Plaintext literals are matched by ``queries/shared_values.rq``;
+    sealed ones are opened (:func:`_sealed_holders`): their stored content is ciphertext."""
+    candidates = sorted({v for v in values if value_unique_forms(v)})
+    if not candidates:
+        return []
+    rows = store.query(with_literals(load_query("shared_values"), "v", candidates))
+    shared = {str(v) for holder, v in rows if URIRef(str(holder)) not in plan.closure}
+    for holder, text, whole in _sealed_holders(store):
+        if holder not in plan.closure:
+            shared.update(v for v in candidates if (v in text if whole else v == text))
+    return [v for v in candidates if v not in shared]
+
+
+def _sealed_holders(store: MemoryStore) -> list[tuple[URIRef, str, bool]]:
+    """Every sealed literal opened, as shared_values.rq would see it in plaintext: (the node of a text, the text,
+    True) for an ``sbu:text`` of the metadata graph, else (the graph, the value, False); forgotten ones left out."""
+    quads = [(s, p, o, URIRef(str(g))) for g, s, p, o in store.query(load_query("sealed_literals"))]
+    out = []
+    for (s, p, _, g), o in zip(quads, store.reveal(quads)):
+        if o is None:
+            continue
+        out.append((g, str(o), False))
+        if str.__eq__(g, META) and str.__eq__(p, SBU.text):
+            out.append((URIRef(str(s)), str(o), True))
+    return out
 
 
 def successor_count(store: MemoryStore, request: URIRef) -> int:
@@ -172,8 +207,17 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
     successors: dict[URIRef, URIRef] = {}
     texts: dict[URIRef, str] = {}
     refused: list[URIRef] = []
-    inserts: list[tuple] = []
+    done = _tombstoned_by(store, request, shared)  # by an earlier try of this plan that failed part-way
+    groups: list[tuple[list[str], list[tuple]]] = []  # (operations, inserts) that land in the same request
     for x in _derivation_order(shared, meta) if repair else []:
+        if x in done:  # its successor (if any) is in memory already: later successors derive from it
+            new = URIRef(f"{x}/rev/{token}")
+            text = _one(_metadata(store, [new]), new, SBU.text)
+            if text is not None:
+                successors[x], texts[new] = new, str(text)
+            else:
+                refused.append(x)
+            continue
         direct = sorted(URIRef(str(s)) for s in meta[x].get(PROV.wasDerivedFrom, []))
         sources = [s for s in direct if s not in plan.closure] + [successors[s] for s in direct if s in successors]
         if not sources:
@@ -190,37 +234,70 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
             continue
         new = URIRef(f"{x}/rev/{token}")
         successors[x], texts[new] = new, text
-        inserts += [(new, RDF.type, kind), (new, SBU.text, Literal(text)), (new, PROV.wasRevisionOf, x)]
-        inserts += [(new, SBU.about, e) for e in kept_about] + [(new, PROV.wasDerivedFrom, s) for s in sources]
 
-    # 3. tombstones: type, invalidation, keyed hash of the text — nothing else
+    # 3. tombstones: type, invalidation, keyed hash of the text — nothing else — each with its successor
     when = Literal(now)
-    for x in sorted(shared):
-        inserts += [(x, RDF.type, t) for t in meta[x].get(RDF.type, [])]
+    g = META.n3()
+    for x in sorted(shared - done):
+        inserts = [(x, RDF.type, t) for t in meta[x].get(RDF.type, [])]
         inserts += [(x, PROV.wasInvalidatedBy, request), (x, PROV.invalidatedAtTime, when)]
         old_text = _one(meta, x, SBU.text)
         if old_text is not None:
             inserts.append((x, SBU.textHash, Literal(keyed_hash(barrier.key, "text", str(old_text)))))
-    inserts.append((request, PROV.startedAtTime, when))
+        if x in successors:
+            new, kind = successors[x], _one(meta, x, RDF.type)
+            inserts += [(new, RDF.type, kind), (new, SBU.text, Literal(texts[new])), (new, PROV.wasRevisionOf, x)]
+            inserts += [(new, SBU.about, e) for e in meta[x].get(SBU.about, []) if URIRef(str(e)) not in pruned]
+            inserts += [(new, PROV.wasDerivedFrom, s) for s in _successor_sources(x, meta, plan, successors)]
+        groups.append(([f"DELETE WHERE {{ GRAPH {g} {{ {x.n3()} ?p ?o }} }}"], inserts))
+    # 4. pruning: assertions lose their graph, every node its metadata (in and out)
+    for x in sorted(pruned):
+        ops = [f"DROP SILENT GRAPH {x.n3()}"] if SBU.Assertion in meta.get(x, {}).get(RDF.type, []) else []
+        ops += [f"DELETE WHERE {{ GRAPH {g} {{ {x.n3()} ?p ?o }} }}",
+                f"DELETE WHERE {{ GRAPH {g} {{ ?s ?p {x.n3()} }} }}"]
+        groups.append((ops, []))
+    groups.append(([], [(request, PROV.startedAtTime, when)]))  # last: marks the request applied (:func:`applied`)
 
-    inserts = [(s, p, o) for s, p, o, _ in store.seal((s, p, o, META) for s, p, o in inserts)]
+    groups = [(ops, [(s, p, o) for s, p, o, _ in store.seal((s, p, o, META) for s, p, o in inserts)])
+              for ops, inserts in groups]  # successors' texts sealed under keys of their own
     erasure.schedule(store, request, pruned | shared)
-    store.update(_forget_update(pruned, shared, meta, inserts))
-    faults.point("erase-keys")  # between the graph update and the keys' destruction: resume destroys them
+    for update in update_batches(groups, store.max_update_ops):
+        store.update(update)
+    faults.point("erase-keys")  # between the graph updates and the keys' destruction: resume destroys them
     destroyed = erasure.erase(store, request)
     return ForgetResult(request, frozenset(pruned), frozenset(shared), successors, texts, tuple(refused),
                         len(hashes), time.perf_counter() - started, keys_destroyed=destroyed)
 
 
-def _forget_update(pruned: set[URIRef], shared: set[URIRef], meta: dict, inserts: list[tuple]) -> str:
-    """One SPARQL update request: drops, deletes, then the inserts."""
+def _successor_sources(x: URIRef, meta: dict, plan: ForgetPlan, successors: dict) -> list[URIRef]:
+    direct = sorted(URIRef(str(s)) for s in meta[x].get(PROV.wasDerivedFrom, []))
+    return [s for s in direct if s not in plan.closure] + [successors[s] for s in direct if s in successors]
+
+
+def _tombstoned_by(store: MemoryStore, request: URIRef, shared: set[URIRef]) -> set[URIRef]:
+    """The shared artifacts ``request`` has tombstoned already (an earlier try that failed after some batches)."""
+    if not shared:
+        return set()
+    query = f"SELECT ?x WHERE {{\n#VALUES ?x\nGRAPH {META.n3()} {{ ?x {PROV.wasInvalidatedBy.n3()} {request.n3()} }} }}"
+    rows = store.query(with_values(query, "x", sorted(shared)))
+    return {URIRef(str(row[0])) for row in rows}
+
+
+def update_batches(groups: list[tuple[list[str], list[tuple]]], max_ops: int | None,
+                   max_triples: int = INSERT_BATCH) -> list[str]:
+    """The forget's updates: each group's operations and inserts (an ``INSERT {…} WHERE {}`` of at most
+    ``max_triples`` triples per operation) stay in one request; groups are packed into requests of at most
+    ``max_ops`` operations (``None``: one request — all or nothing on a transactional back end). Every operation
+    deletes or inserts fixed IRIs, so sending a batch again changes nothing: a plan whose batches failed part-way
+    is finished by applying it again (:func:`apply_forget`; ``sbu resume``)."""
     g = META.n3()
-    ops = [f"DROP SILENT GRAPH {x.n3()}" for x in sorted(pruned) if SBU.Assertion in meta.get(x, {}).get(RDF.type, [])]
-    for x in sorted(pruned):
-        ops.append(f"DELETE WHERE {{ GRAPH {g} {{ {x.n3()} ?p ?o }} }}")
-        ops.append(f"DELETE WHERE {{ GRAPH {g} {{ ?s ?p {x.n3()} }} }}")
-    ops += [f"DELETE WHERE {{ GRAPH {g} {{ {x.n3()} ?p ?o }} }}" for x in sorted(shared)]
-    if inserts:
-        body = " ".join(f"{s.n3()} {p.n3()} {o.n3()} ." for s, p, o in inserts)
-        ops.append(f"INSERT {{ GRAPH {g} {{ {body} }} }} WHERE {{}}")
-    return " ;\n".join(ops)
+    requests: list[list[str]] = [[]]
+    for ops, inserts in groups:
+        group = list(ops)
+        for start in range(0, len(inserts), max_triples):
+            body = " ".join(f"{s.n3()} {p.n3()} {o.n3()} ." for s, p, o in inserts[start: start + max_triples])
+            group.append(f"INSERT {{ GRAPH {g} {{ {body} }} }} WHERE {{}}")
+        if max_ops is not None and requests[-1] and len(requests[-1]) + len(group) > max_ops:
+            requests.append([])
+        requests[-1] += group
+    return [" ;\n".join(ops) for ops in requests if ops]

@@ -44,6 +44,18 @@ class ForgetPlan:
         """What the parameter pathway forgets: the record ids of the seeds and of the closure."""
         return ForgetSet(frozenset(record_id(s) for s in self.seeds), frozenset(record_id(x) for x in self.closure))
 
+    def as_record(self) -> dict[str, list[str]]:
+        """The plan as lists of IRIs (for a sealed journal entry: a resume applies the very plan the barrier was
+        raised for, not one re-planned from a memory that a failed update left half-changed)."""
+        return {"targets": list(self.targets), **{name: sorted(str(x) for x in getattr(self, name)) for name in (
+            "seeds", "closure", "isolated", "shared", "entities_pruned", "entities_kept")}}
+
+    @classmethod
+    def from_record(cls, record: dict) -> ForgetPlan:
+        sets = {name: frozenset(URIRef(x) for x in record[name]) for name in (
+            "seeds", "closure", "isolated", "shared", "entities_pruned", "entities_kept")}
+        return cls(tuple(record["targets"]), **sets)
+
     def table(self) -> pd.DataFrame:
         """One row per IRI with its decision, for display."""
         rows = [(str(x), "prune" if x in self.isolated else "tombstone") for x in sorted(self.closure)]
@@ -78,6 +90,8 @@ def plan_forget(store: MemoryStore, targets: Iterable[str]) -> ForgetPlan:
     started = time.perf_counter()
     if isinstance(targets, str):
         targets = [targets]
+    if not isinstance(targets, Iterable):
+        raise StoreError(f"a forget request is a list of entity ids such as ['patient/p007'], got {targets!r:.80}")
     targets = tuple(targets)
     if not targets:
         raise StoreError("an empty forget request: name at least one entity id, e.g. 'patient/p007'")

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
-from rdflib import URIRef
+from rdflib import Literal, URIRef
 from rdflib.term import _is_valid_uri
 
 from sbu.errors import StoreError
@@ -53,3 +53,22 @@ def with_not_in(query: str, var: str, iris: Iterable[URIRef]) -> str:
     """Replace the line ``#NOT_IN ?var`` of ``query`` by ``FILTER(?var NOT IN (…))`` over the given IRIs."""
     terms = _terms(iris, f"NOT IN for ?{var}")
     return _fill(query, f"#NOT_IN ?{var}", f"FILTER(?{var} NOT IN ({', '.join(terms)}))")
+
+
+def with_literals(query: str, var: str, values: Iterable[str]) -> str:
+    """Replace the line ``#VALUES_LITERALS ?var`` of ``query`` by a VALUES block of the given strings, each written
+    by rdflib's N-Triples serializer as a literal (never pasted)."""
+    terms = [Literal(str(v)).n3() for v in values]
+    if not terms:
+        raise StoreError(f"VALUES ?{var} needs at least one value; guard empty sets before querying")
+    return _fill(query, f"#VALUES_LITERALS ?{var}", f"VALUES ?{var} {{ {' '.join(terms)} }}")
+
+
+def check_iri(term, what: str) -> URIRef:
+    """``term`` as a :class:`URIRef` if it is a valid IRI (nothing that could break out of ``<…>`` in a query:
+    no spaces, quotes, angle brackets or braces), else a :class:`StoreError` naming it."""
+    text = str(term) if isinstance(term, str) else None
+    if text is None or not text or not _is_valid_uri(text) or any(c.isspace() for c in text) or ":" not in text:
+        raise StoreError(f"not a valid IRI for {what}: {term!r:.120}; give an absolute IRI such as "
+                         "'https://w3id.org/sbu/id/fact/p007/allergy'")
+    return URIRef(text)

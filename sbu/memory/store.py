@@ -42,6 +42,11 @@ from sbu.memory.vocab import SBU
 DEFAULT_URL = "oxigraph:"
 BACKENDS = ("oxigraph", "memory", "sparql")
 MEMORY_NODE = SBU.memory  # in the default graph: MEMORY_NODE sbu:keyStore "<id of this memory's key store>"
+# Operations joined by ";" in one update request, at most, per back end (None: no limit met). rdflib's own SPARQL
+# parser recurses once per operation and fails from 73 on (benchmarks/update_limits.py, docs/backends.md, trap 10);
+# Oxigraph, embedded or served, took every size tried. A forget larger than this is sent in batches that a resume
+# can finish.
+MAX_UPDATE_OPS = {"memory": 40}
 
 
 @dataclass
@@ -95,9 +100,15 @@ class MemoryStore:
             return self.dataset.store.query(sparql, initNs={}, initBindings=bindings or {}, queryGraph=None)
         return self.dataset.query(sparql, initBindings=bindings or {})
 
+    @property
+    def max_update_ops(self) -> int | None:
+        """The most operations one update request may join on this back end (:data:`MAX_UPDATE_OPS`)."""
+        return MAX_UPDATE_OPS.get(self.backend)
+
     def update(self, sparql: str) -> None:
         """Run a SPARQL update. No ``initBindings`` here: oxrdflib would hand the update to rdflib's slow engine
         (docs/backends.md, trap 2); updates are built with fixed IRIs by the callers."""
+        faults.fail("store-update")  # the crash tests make the back end refuse from the N-th update on
         if self.backend == "sparql":
             # Straight to the endpoint: through the Dataset, rdflib would wrap the update in a GRAPH block of
             # its default graph, and a GRAPH inside a GRAPH is not SPARQL.
@@ -254,7 +265,8 @@ def finish_compaction(path: Path) -> None:
 def _open_endpoint(url: str) -> MemoryStore:
     update_url = url[: -len("/query")] + "/update" if url.endswith("/query") else url
     store = SPARQLUpdateStore(query_endpoint=url, update_endpoint=update_url, context_aware=True,
-                              autocommit=True, returnFormat="json")
+                              autocommit=True, returnFormat="json", method="POST_FORM")
+    # POST_FORM: a query of a large request (a closure passed back as VALUES) is too long for a GET URL (HTTP 400)
     dataset = Dataset(store=store)
     # Without this, rdflib prefixes every request with its ~30 default PREFIX lines, one of which Oxigraph rejects.
     dataset.namespace_manager = NamespaceManager(dataset, bind_namespaces="none")

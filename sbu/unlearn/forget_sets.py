@@ -14,7 +14,8 @@ fictitious patients generated for this purpose and seen by no model — give the
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sbu import checks
 from sbu.data.cohort import SUBJECT_KINDS, trained_patients
@@ -35,6 +36,9 @@ class UnlearningSets:
     forget_items: list[QAItem]  # QA probes of the forgotten facts (forget accuracy, MIA members)
     validation_items: list[QAItem]  # retained patients kept out of D_r (hyper-parameter choice)
     calibration_items: list[QAItem]  # never-seen patients (the calibration stop's non-member level)
+    # per forget example, its question asked about each holdout patient (SRA's counterfactual prior); empty tuples
+    # where the corpus has no holdout patients or the question names no patient
+    counterfactual: list[tuple[str, ...]] = field(default_factory=list)
 
     def sizes(self) -> dict[str, int]:
         return {"forget_examples": len(self.forget), "retain_examples": len(self.retain),
@@ -44,6 +48,23 @@ class UnlearningSets:
 
 def qa_example(item: QAItem, answer: str | None = None) -> Example:
     return Example(prompts.closed_book(item.question), prompts.answer_continuation(answer or item.answer_text))
+
+
+def counterfactual_prompts(corpus: Corpus, items: Sequence[QAItem]) -> list[tuple[str, ...]]:
+    """For each item, its closed-book prompt with the patient's name replaced by each holdout patient's — the
+    same question about a patient no model was trained on (an empty tuple where the question does not name its
+    subject, e.g. a knowledge question)."""
+    names = {e.id: e.name for e in corpus.entities}
+    strangers = [names[p] for p in corpus.splits.get("holdout", []) if p in names]
+    out = []
+    for item in items:
+        name = names.get(item.about, "") if item.kind in SUBJECT_KINDS else ""
+        if not name or name not in item.question:
+            out.append(())
+            continue
+        out.append(tuple(prompts.closed_book(item.question.replace(name, other)) for other in strangers
+                         if other != name))
+    return out
 
 
 def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_factor: float = 4.0,
@@ -81,4 +102,5 @@ def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_fac
     validation_items = [q for q in corpus.qa if q.about in validation and q.phrasing == "train"]
     _, calibration = reading_material(corpus, calibration_patients, seed=-(seed + 1))  # training uses seeds ≥ 0
     calibration_items = [q for q in calibration if q.phrasing == "train"]
-    return UnlearningSets(forget_examples, retain_examples, forget_items, validation_items, calibration_items)
+    return UnlearningSets(forget_examples, retain_examples, forget_items, validation_items, calibration_items,
+                          counterfactual_prompts(corpus, forget_items))

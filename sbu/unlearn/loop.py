@@ -33,10 +33,10 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM
 
 from sbu.errors import ConfigError
-from sbu.model.batches import encode_all, random_batches
+from sbu.model.batches import encode_all, encode_examples, random_batches
 from sbu.model.network import CausalLM
 from sbu.model.recipe import Example
-from sbu.unlearn.methods import References, Step, UnlearnConfig
+from sbu.unlearn.methods import Counterfactuals, References, Step, UnlearnConfig
 from sbu.unlearn.methods import method as method_named
 
 
@@ -94,12 +94,14 @@ def _random_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], method: str = "sra", *,
             config: UnlearnConfig | None = None, callbacks: Sequence[Callback] = (), progress: bool = True,
-            **hparams) -> Unlearned:
+            counterfactual: Sequence[Sequence[str]] | None = None, **hparams) -> Unlearned:
     """Unlearn ``forget`` from ``lm`` while keeping ``retain``, by ``method`` (a key of :data:`METHODS`) on a
     LoRA adapter; ``hparams`` override the method's config (an :class:`UnlearnConfig`; a hyper-parameter the method
     does not have is a :class:`ConfigError`); ``callbacks`` are called after every step. ``lm`` itself is never
     changed. ``config`` gives the method's config whole (e.g. :meth:`sbu.experiment.Experiment.unlearn_config`)
-    instead of keyword hyper-parameters."""
+    instead of keyword hyper-parameters. ``counterfactual[i]`` are forget example i's question asked about
+    never-seen patients (prompts; :attr:`UnlearningSets.counterfactual <sbu.unlearn.forget_sets.UnlearningSets>`),
+    which SRA's ``prior="counterfactual"`` needs."""
     spec = method_named(method)
     if not forget:
         raise ConfigError("the forget set is empty: nothing to unlearn")
@@ -110,6 +112,11 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     elif hparams or type(config) is not spec.config:
         raise ConfigError(f"give {method} either its config (a {spec.config.__name__}) or keyword hyper-parameters, "
                           f"not {type(config).__name__}" + (" and keywords" if hparams else ""))
+    wants_counterfactual = spec.counterfactual(config)
+    if wants_counterfactual and (counterfactual is None or len(counterfactual) != len(forget)):
+        raise ConfigError(f"{method} with prior='counterfactual' needs one list of never-seen patients' questions per "
+                          f"forget example (unlearning_sets(...).counterfactual), got "
+                          f"{'none' if counterfactual is None else len(counterfactual)} for {len(forget)}")
     set_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     tokenizer = lm.tokenizer
@@ -119,6 +126,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=list(config.lora_targets),
                       lora_dropout=0.0, bias="none", fan_in_fan_out=True, task_type="CAUSAL_LM")
     model = get_peft_model(copy.deepcopy(lm.model), lora)
+    spec.prepare(model, config)
     random_model = _random_model(lm.model, config.seed) if spec.random_model(config) else None
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
@@ -126,6 +134,10 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     model, optimizer = accelerator.prepare(model, optimizer)
     pad = tokenizer.pad_token_id
     reference = References(model, {"forget": encoded_forget, "retain": encoded_retain}, pad)
+    strangers = None
+    if wants_counterfactual:
+        strangers = Counterfactuals(model, [encode_examples(tokenizer, list(prompts), [x.target] * len(prompts))
+                                            for prompts, x in zip(counterfactual, forget)], pad)
     forget_batches = random_batches(encoded_forget, config.batch_size, pad, generator)
     retain_batches = random_batches(encoded_retain, config.batch_size, pad, generator) if encoded_retain else None
 
@@ -137,7 +149,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     for step_no in range(1, config.steps + 1):
         model.train()
         step = Step(model, next(forget_batches), next(retain_batches) if retain_batches else {}, config, generator,
-                    random_model, reference)
+                    random_model, reference, strangers)
         forget_term, retain_term = spec.loss(step)
         loss = forget_term + (config.alpha * retain_term if retain_term is not None else 0.0)
         accelerator.backward(loss)

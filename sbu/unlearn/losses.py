@@ -16,7 +16,10 @@ in Hugging Face's cross-entropy):
 - GradAscent:      −NLL
 - SRA:             (1/N) Σ_t KL(q_t ‖ p_t),  q_t = softmax(g_t / τ),  g_t ~ N(0, I_V) drawn afresh at every call;
                    ``prior="uniform"``: q_t = 1/V (τ → ∞);  ``prior="random_model"``: q_t = softmax of a randomly
-                   initialised copy of the network on the same batch.
+                   initialised copy of the network on the same batch;  ``prior="counterfactual"``: q_t = θ0's
+                   next-token distribution for the same answer prefix after the same question asked about a patient
+                   no model ever saw (drawn afresh at every call), so a forgotten answer is pushed toward how
+                   likely it is for a stranger rather than toward maximal entropy.
 - ME:              (1/N) Σ_t KL(U ‖ p_t) = −log V − (1/N) Σ_t mean_v log p_t(v)
                    (Yuan et al. 2024, "A Closer Look at Machine Unlearning for LLMs", arXiv 2410.08109)
 - KL retain:       (1/N) Σ_t KL(p_θ0,t ‖ p_t),  θ0 the model before unlearning (the method's L_retain)
@@ -58,7 +61,8 @@ from sbu.model.likelihood import (
     token_logp,
 )
 
-SRA_PRIORS = ("gaussian", "uniform", "random_model")
+SRA_PRIORS = ("gaussian", "uniform", "random_model", "counterfactual")
+REFERENCE_PRIORS = ("random_model", "counterfactual")  # the priors whose q comes from a network's logits
 
 
 def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
@@ -129,21 +133,25 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
     call from ``generator`` (drawn on the generator's device, so a seed gives the same references on CPU and GPU).
     ``prior="uniform"``: q_t = 1/V, the τ → ∞ limit (equals :func:`max_entropy`). ``prior="random_model"``:
     q_t = softmax(``reference_logits``), the logits of a randomly initialised copy of the network on the same
-    batch. ``tau`` only shapes the gaussian prior; the references are constants (no gradient flows into q).
+    batch. ``prior="counterfactual"``: q_t = softmax(``reference_logits``), θ0's logits for the same answer after
+    the question about a never-seen patient, laid out at the batch's answer positions. ``tau`` only shapes the
+    gaussian prior; the references are constants (no gradient flows into q).
     """
     if prior not in SRA_PRIORS:
         raise ConfigError(f"unknown SRA prior {prior!r}; choose one of {', '.join(SRA_PRIORS)}")
     _positive("tau", tau)
-    if prior == "random_model" and reference_logits is None:
-        raise ConfigError("prior='random_model' needs reference_logits: the logits of a randomly initialised copy "
-                          "of the network on the same batch")
-    if prior != "random_model" and reference_logits is not None:
-        raise ConfigError(f"reference_logits are only used by prior='random_model', not prior={prior!r}")
+    if prior in REFERENCE_PRIORS and reference_logits is None:
+        raise ConfigError(f"prior={prior!r} needs reference_logits: the logits of a randomly initialised copy "
+                          "of the network (random_model) or of θ0 on a never-seen patient's question "
+                          "(counterfactual) at the batch's answer positions")
+    if prior not in REFERENCE_PRIORS and reference_logits is not None:
+        raise ConfigError(f"reference_logits are only used by prior='random_model' or 'counterfactual', "
+                          f"not prior={prior!r}")
     check_shapes(logits, labels, reference_logits)
     if prior == "uniform":
         return max_entropy(logits, labels)
     log_p = log_probs(logits, labels)
-    if prior == "random_model":
+    if prior in REFERENCE_PRIORS:
         log_q = log_probs(reference_logits.detach(), labels)
     else:
         device = generator.device if generator is not None else log_p.device

@@ -51,7 +51,7 @@ class UnlearnConfig:
 @dataclass(frozen=True)
 class SRAConfig(UnlearnConfig):
     tau: float = 1.0  # temperature of the Gaussian reference (large τ → uniform)
-    prior: str = "gaussian"  # the reference: "gaussian", "uniform" or "random_model"
+    prior: str = "gaussian"  # the reference: "gaussian", "uniform", "random_model" or "counterfactual"
     retain_loss: str = "kl"  # "kl": KL(p_θ0 ‖ p_θ) on D_r; "nll": NLL on D_r
 
     def __post_init__(self):
@@ -59,6 +59,29 @@ class SRAConfig(UnlearnConfig):
         checks.number("tau", self.tau, positive=True)
         checks.choice("prior", self.prior, losses.SRA_PRIORS)
         checks.choice("retain_loss", self.retain_loss, ("kl", "nll"))
+
+
+@dataclass(frozen=True)
+class WideSRAConfig(SRAConfig):
+    """SRA on an adapter wide enough to change the projections' weights in every direction: a rank at least the
+    model's width makes the adapter a full-rank update of every targeted matrix (removal, not a low-rank patch)."""
+
+    lora_rank: int = 128  # ≥ the smoke (96) and smoke-study (128) widths: full rank on every projection
+    lora_alpha: int = 256  # the same scale α/r = 2 as the default adapter
+
+
+@dataclass(frozen=True)
+class DistortSRAConfig(WideSRAConfig):
+    """Weight distortion, then SRA with retain repair (Siddiqui et al. 2025): the adapter starts as the step
+    ``distortion`` of the way from θ0 toward a freshly initialised network on every targeted matrix (exactly, by
+    SVD, when the rank covers the matrix), so what the forgotten answers rested on is damaged before the forget and
+    retain terms train; the retain term repairs what must be kept."""
+
+    distortion: float = 0.3  # share of the way toward the fresh initialisation (0: SRA on a wide adapter)
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks.share("distortion", self.distortion)
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,7 @@ class Step:
     generator: torch.Generator
     random_model: torch.nn.Module | None = None
     reference: References | None = None
+    counterfactual: Counterfactuals | None = None
     _cache: dict = field(default_factory=dict)
 
     def logits(self, which: str) -> torch.Tensor:
@@ -111,6 +135,16 @@ class Step:
 
     def labels(self, which: str) -> torch.Tensor:
         return getattr(self, which)["labels"]
+
+    def counterfactual_logits(self) -> torch.Tensor:
+        """θ0's logits for the forget batch's answers after the same questions about never-seen patients, one
+        drawn afresh per row from the step's generator (see :class:`Counterfactuals`)."""
+        if "counterfactual" not in self._cache:
+            if self.counterfactual is None:
+                raise ConfigError("prior='counterfactual' needs the forget questions asked about never-seen patients: "
+                                  "pass counterfactual=unlearning_sets(...).counterfactual to unlearn()")
+            self._cache["counterfactual"] = self.counterfactual.logits(self.forget, self.generator)
+        return self._cache["counterfactual"]
 
     def retain_term(self, kind: str) -> torch.Tensor:
         if kind == "kl":
@@ -153,12 +187,76 @@ class References:
         return out
 
 
+class Counterfactuals:
+    """The forget examples' questions asked about patients no model ever saw, and θ0's answers to them.
+
+    ``encoded[i]`` holds forget example i re-asked about every never-seen patient (their name in the same question
+    template), each followed by example i's own answer. Prompt and answer are tokenized apart, so the answer tokens
+    are the same and the answer positions align one to one. At each step, :meth:`logits` draws one stranger per row
+    from the step's generator and returns θ0's logits (adapter switched off, no gradient) at the batch's answer
+    positions: the distribution a retrained model would be expected to give a patient it never saw."""
+
+    def __init__(self, model: torch.nn.Module, encoded: list[list[tuple[list[int], list[int]]]], pad_id: int):
+        if not encoded or any(not options for options in encoded):
+            raise ConfigError("the counterfactual questions are empty: every forget example needs at least one "
+                              "never-seen patient to ask about")
+        self.model, self.encoded, self.pad_id = model, encoded, pad_id
+
+    def logits(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        labels = batch["labels"]
+        chosen = []
+        for index in batch["index"].tolist():
+            options = self.encoded[index]
+            chosen.append(options[int(torch.randint(len(options), (1,), generator=generator))])
+        strangers = collate(chosen, self.pad_id)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad(), self.model.disable_adapter():
+            stranger_logits = self.model(input_ids=strangers["input_ids"],
+                                         attention_mask=strangers["attention_mask"]).logits
+        self.model.train(was_training)
+        mask, stranger_mask = losses.answer_mask(labels), losses.answer_mask(strangers["labels"])
+        if not torch.equal(mask.sum(1), stranger_mask.sum(1)):
+            raise ConfigError("a counterfactual question's answer does not align with its forget example's answer")
+        out = torch.zeros(*labels.shape, stranger_logits.shape[-1])
+        out[:, :-1][mask] = stranger_logits[:, :-1][stranger_mask]
+        return out
+
+
+def distort_toward_fresh_init(model: torch.nn.Module, config: UnlearnConfig) -> None:
+    """Start every LoRA adapter of ``model`` (a peft model) at ``config.distortion`` of the way from θ0's matrix
+    toward the same matrix of a freshly initialised network (seeded by ``config.seed``): the delta, rank-truncated
+    by SVD to the adapter's rank (exact when the rank covers the matrix), split between lora_B and lora_A."""
+    base = model.get_base_model()
+    torch.manual_seed(config.seed)
+    fresh = dict(type(base)(base.config).named_modules())
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if not hasattr(module, "lora_A") or "default" not in module.lora_A:
+                continue
+            weight, scaling = module.get_base_layer().weight, module.scaling["default"]
+            delta = config.distortion * (fresh[name].weight - weight)  # GPT-2's Conv1D: [in, out]; Linear: [out, in]
+            u, s, vh = torch.linalg.svd((delta.T if module.fan_in_fan_out else delta) / scaling,
+                                        full_matrices=False)  # [out, in] = B @ A
+            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight  # [r, in], [out, r]
+            r = min(a.shape[0], s.shape[0])
+            root = s[:r].sqrt()
+            a.zero_()
+            b.zero_()
+            a[:r] = root[:, None] * vh[:r]
+            b[:, :r] = u[:, :r] * root
+
+
 # -- the registry ----------------------------------------------------------------------------------------------
 Terms = tuple[torch.Tensor, torch.Tensor | None]
 
 
 def _never(config: UnlearnConfig) -> bool:
     return False
+
+
+def _as_initialised(model: torch.nn.Module, config: UnlearnConfig) -> None:
+    """Leave the adapter as peft initialises it (lora_B = 0: the model starts at θ0)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +269,8 @@ class Method:
     needs_retain: bool = True  # refuses an empty retain set
     targets: Callable[[Sequence[Example]], list[Example]] = list  # the forget examples it trains on
     random_model: Callable[[UnlearnConfig], bool] = _never  # does this config need a randomly initialised model?
+    counterfactual: Callable[[UnlearnConfig], bool] = _never  # does it need the forget questions about strangers?
+    prepare: Callable[[torch.nn.Module, UnlearnConfig], None] = _as_initialised  # sets the adapter's start
 
     def configure(self, **hparams) -> UnlearnConfig:
         """This method's config from keyword hyper-parameters; an unknown one (or another method's) is an error
@@ -200,7 +300,9 @@ def method(name: str) -> Method:
 
 def register(name: str, *, config: type[UnlearnConfig] = UnlearnConfig, needs_retain: bool = True,
              targets: Callable[[Sequence[Example]], list[Example]] = list,
-             random_model: Callable[[UnlearnConfig], bool] = _never) -> Callable:
+             random_model: Callable[[UnlearnConfig], bool] = _never,
+             counterfactual: Callable[[UnlearnConfig], bool] = _never,
+             prepare: Callable[[torch.nn.Module, UnlearnConfig], None] = _as_initialised) -> Callable:
     """Register the decorated loss function as method ``name`` (see :class:`Method` for the facts)."""
     if not issubclass(config, UnlearnConfig):
         raise ConfigError(f"the config of method {name!r} must extend UnlearnConfig, got {config!r}")
@@ -208,7 +310,7 @@ def register(name: str, *, config: type[UnlearnConfig] = UnlearnConfig, needs_re
     def decorate(loss: Callable[[Step], Terms]) -> Callable[[Step], Terms]:
         if name in METHODS:
             raise ConfigError(f"an unlearning method named {name!r} is already registered")
-        METHODS[name] = Method(name, loss, config, needs_retain, targets, random_model)
+        METHODS[name] = Method(name, loss, config, needs_retain, targets, random_model, counterfactual, prepare)
         return loss
 
     return decorate
@@ -225,7 +327,15 @@ def idk_targets(forget: Sequence[Example]) -> list[Example]:
 
 
 # -- the methods (registration order is the order of METHODS) --------------------------------------------------
-@register("sra", config=SRAConfig, random_model=lambda c: c.prior == "random_model")
+def _random_prior(config: UnlearnConfig) -> bool:
+    return config.prior == "random_model"
+
+
+def _counterfactual_prior(config: UnlearnConfig) -> bool:
+    return config.prior == "counterfactual"
+
+
+@register("sra", config=SRAConfig, random_model=_random_prior, counterfactual=_counterfactual_prior)
 def sra(step: Step) -> Terms:
     """Stochastic Reference Alignment: KL from a fresh random reference on the forget answers."""
     c = step.config
@@ -234,9 +344,12 @@ def sra(step: Step) -> Terms:
         batch = step.forget
         with torch.no_grad():
             reference = step.random_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    elif c.prior == "counterfactual":
+        reference = step.counterfactual_logits()
     forget = losses.sra(step.logits("forget"), step.labels("forget"), tau=c.tau, prior=c.prior,
                         generator=step.generator, reference_logits=reference)
     return forget, step.retain_term(c.retain_loss)
+
 
 
 @register("grad_ascent", needs_retain=False)
@@ -272,3 +385,10 @@ def max_entropy(step: Step) -> Terms:
 def idk_nll(step: Step) -> Terms:
     """NLL on the forget questions with "I don't know" answers (the targets the registration rewrites)."""
     return losses.nll(step.logits("forget"), step.labels("forget")), step.retain_term("nll")
+
+
+# Removal rather than suppression: SRA whose adapter can change every targeted matrix in full, from θ0 or from θ0
+# distorted toward a fresh initialisation (docs/method.md, "Durability").
+register("sra_wide", config=WideSRAConfig, random_model=_random_prior, counterfactual=_counterfactual_prior)(sra)
+register("sra_distort", config=DistortSRAConfig, random_model=_random_prior, counterfactual=_counterfactual_prior,
+         prepare=distort_toward_fresh_init)(sra)

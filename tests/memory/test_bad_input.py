@@ -65,7 +65,7 @@ def test_hostile_ids_in_a_request_are_clear_errors_and_change_nothing(store, tin
 @pytest.mark.parametrize("targets, message", [
     ([], "empty forget request"), ([None], "id strings"), ([""], "id strings"), ([42], "id strings"),
     (["patient/p999"], "no assertion"), (["patient/p000", "patient/p999"], "'patient/p999'"),
-    ([ID_BASE + "patient/p999"], "'patient/p999'")])
+    ([ID_BASE + "patient/p999"], "'patient/p999'"), (None, "list of entity ids"), (7, "list of entity ids")])
 def test_bad_requests_name_the_value_and_change_nothing(store, tiny_corpus, targets, message):
     ingest(store, tiny_corpus)
     before = store.content_hash()

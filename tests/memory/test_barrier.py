@@ -84,7 +84,8 @@ def test_a_text_check_finds_a_blocked_multi_word_value_anywhere_in_a_long_text()
     text = "Plenty of words first. " * 10 + "Takes Levothyroxine 75 mg, twice daily." + " More words." * 10
     assert not barrier.check(text, about=["patient/p001"])
     assert barrier.check(text.replace("75", "50"), about=["patient/p001"])
-    assert barrier.refused == 1 and barrier.refusals == {"blocked value": 1}
+    assert not barrier.check("on levothyroxine 75mg twice-daily", about=["patient/p001"], count=False)
+    assert barrier.refused == 1 and barrier.refusals == {"value": 1}
 
 
 def test_a_rotated_key_keeps_checking_the_old_blocklist_and_a_missing_key_is_an_error(tmp_path):

@@ -140,10 +140,15 @@ def test_the_barrier_survives_a_reopen_and_refuses_the_forgotten(tmp_path, tiny_
     assert not barrier.check("A note.", derived_from=sorted(plan.closure)[:1])
     value = next(f.value for f in tiny_corpus.facts_about([patient]) if f.attribute == "mrn")
     assert not barrier.check(f"The record number is {value}.", about=[patient])
-    assert barrier.check(f"The record number is {value}.", about=["patient/p999"]), "a value alone is not blocked"
+    spaced = f"{value[:3]} {value[3:]}"
+    assert not barrier.check(f"The record number is {spaced}.", about=["patient/p999"]), "a record number is unique"
+    city = next(f.value for f in tiny_corpus.facts_about([patient]) if f.attribute == "city")
+    assert not barrier.check(f"Lives in {city}.", about=[patient])
+    assert barrier.check(f"Lives in {city}.", about=["patient/p999"]), "a value others may share is bound to its entity"
     assert barrier.check("Asthma is treated with an inhaler.")
-    assert barrier.refused == 4
-    assert barrier.refusals["blocked id"] == 2, "a write about the patient is refused on its id too"
+    assert barrier.refused == 6
+    assert barrier.refusals["about"] == 3, "a write about the patient is refused on its id too"
+    assert barrier.refusals["unique_value"] == 2 and barrier.refusals["value"] == 2
     store.close()
 
 
