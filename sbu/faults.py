@@ -23,15 +23,18 @@ from sbu.errors import StoreError
 _reached: Counter = Counter()
 
 
+def _reached_at(variable: str, name: str) -> tuple[int, int] | None:
+    """How often ``name`` was reached when ``variable`` (``name`` or ``name@N``) names it, and its N; else None."""
+    target, _, nth = os.environ.get(variable, "").partition("@")
+    if not target or target != name:
+        return None
+    _reached[variable + ":" + name] += 1
+    return _reached[variable + ":" + name], int(nth) if nth else 1
+
+
 def point(name: str) -> None:
-    wanted = os.environ.get("SBU_FAULT")
-    if not wanted:
-        return
-    target, _, nth = wanted.partition("@")
-    if target != name:
-        return
-    _reached[name] += 1
-    if _reached[name] == (int(nth) if nth else 1):
+    reached = _reached_at("SBU_FAULT", name)
+    if reached is not None and reached[0] == reached[1]:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -40,13 +43,7 @@ class InjectedFailure(StoreError):
 
 
 def fail(name: str) -> None:
-    wanted = os.environ.get("SBU_FAIL")
-    if not wanted:
-        return
-    target, _, nth = wanted.partition("@")
-    if target != name:
-        return
-    _reached["fail:" + name] += 1
-    calls = _reached["fail:" + name]
-    if calls >= (int(nth) if nth else 1):
-        raise InjectedFailure(f"the memory store refused update {calls} (injected: SBU_FAIL={wanted})")
+    reached = _reached_at("SBU_FAIL", name)
+    if reached is not None and reached[0] >= reached[1]:
+        raise InjectedFailure(f"the memory store refused update {reached[0]} (injected: "
+                              f"SBU_FAIL={os.environ['SBU_FAIL']})")
