@@ -191,19 +191,19 @@ def test_a_back_end_that_fails_after_the_barrier_is_finished_by_resume(tiny_corp
     with a one-line error, the request is pending with the barrier up, and ``sbu resume`` ends in the memory the
     uninterrupted run left."""
     patient = _patient(tiny_corpus)
-    _fresh_store(tiny_corpus, tmp_path / "store")
+    _fresh_store(tiny_corpus, tmp_path / "store", cli_setup)
     failed = _run(_forget_args(cli_setup, tmp_path / "store", tmp_path / "work", patient), cli_setup,
                   fail=f"store-update@{fail_at}")
     assert failed.returncode == 2 and "refused update" in failed.stderr, failed.stderr[-2000:]
     journal = Journal(tmp_path / "work" / "journal.jsonl")
     assert journal.pending() and journal.records()[-1]["state"] == "BARRIER"
     name = next(e.name for e in tiny_corpus.entities if e.id == patient)
-    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+    with _cache_of(cli_setup), open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
         assert not Barrier.load(store, load_key(Path(cli_setup["cache"]) / "barrier.key")).check(name)
     resumed = _run(["resume", "--work", str(tmp_path / "work")], cli_setup)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert journal.records()[-1]["state"] == "COMMITTED"
-    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+    with _cache_of(cli_setup), open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
         assert memory_content(store) == cli_setup["uninterrupted memory"]
 
 

@@ -37,6 +37,7 @@ from sbu.memory.normalise import value_unique_forms
 from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.sparql import load_query, with_literals, with_values
 from sbu.memory.store import MemoryStore
+from sbu.memory.tags import value_tags
 from sbu.memory.vocab import META, PROV, RDF, RDFS, SBU, iri
 
 TITLES = {SBU.ConditionSummary: "Cohort summary", SBU.ConceptSummary: "Concept summary",
@@ -86,13 +87,25 @@ def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta
 
 def unique_values(store: MemoryStore, plan: ForgetPlan, values: Iterable[str]) -> list[str]:
     """The forgotten values the barrier blocks whoever a note is about: record numbers and dates
-    (:func:`~sbu.memory.normalise.value_unique_forms`) that no triple outside the request's closure holds and no
-    live text outside it contains — a value a retained patient shares (a visit date) stays bound to its entity,
-    so that no retained write is refused for it. Plaintext literals are matched by ``queries/shared_values.rq``;
-    sealed ones are opened (:func:`_sealed_holders`): their stored content is ciphertext."""
+    (:func:`~sbu.memory.normalise.value_unique_forms`) that no node outside the request's closure carries in any
+    separator form — a value a retained patient shares (a visit date) stays bound to its entity, so that no
+    retained write is refused for it. The holders are found through the value tags (:mod:`sbu.memory.tags`); a
+    memory written before them is read in full (:func:`_unique_values_by_reading`)."""
     candidates = sorted({v for v in values if value_unique_forms(v)})
     if not candidates:
         return []
+    if not store.tagged():
+        return _unique_values_by_reading(store, plan, candidates)
+    key = store.tag_key()
+    wanted = {v: value_tags(key, v) for v in candidates}
+    rows = store.query(with_literals(load_query("value_holders"), "tag", sorted(set().union(*wanted.values()))))
+    held = {str(t) for holder, t in rows if URIRef(str(holder)) not in plan.closure}
+    return [v for v in candidates if not wanted[v] & held]
+
+
+def _unique_values_by_reading(store: MemoryStore, plan: ForgetPlan, candidates: list[str]) -> list[str]:
+    """:func:`unique_values` for a memory without value tags: plaintext literals matched by
+    ``queries/shared_values.rq``, sealed ones opened (:func:`_sealed_holders`)."""
     rows = store.query(with_literals(load_query("shared_values"), "v", candidates))
     shared = {str(v) for holder, v in rows if URIRef(str(holder)) not in plan.closure}
     for holder, text, whole in _sealed_holders(store):

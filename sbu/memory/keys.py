@@ -40,6 +40,7 @@ MASTER_ENV = "SBU_MASTER_KEY"
 MASTER_BYTES = 32
 DATA_KEY_BYTES = 64  # 32 bytes AES-256-GCM key + 32 bytes for the synthetic nonce (sbu.memory.sealing)
 FORMAT = "1"
+_TAG_KEY = "sbu:value-tag-key"  # the associated data that wraps the tag key (no node IRI has this form)
 _CHUNK = 500  # nodes per SQL statement (SQLite's parameter limit is far above; statements stay short)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -104,6 +105,7 @@ class KeyStore:
         self.current = master_id(masters[0])
         self._lock = threading.RLock()
         self._cache: dict[str, bytes] = {}
+        self._tag_key: bytes | None = None
         if path is not None and not path.exists() and not create:
             raise KeyStoreError(f"the key store {str(path)!r} is missing, but this memory's texts are sealed under "
                                 "the data keys it held: restore it from its backup; a new key store cannot open them")
@@ -133,6 +135,8 @@ class KeyStore:
             raise KeyStoreError(f"the key store {str(self.path)!r} is not a key store of this sbu (format "
                                 f"{found.get('format')!r}): it is corrupt or from another program")
         masters = {row[0] for row in self._db.execute("SELECT DISTINCT master FROM keys")}
+        masters |= {row[0].split(":", 1)[0] for row in self._db.execute(
+            "SELECT value FROM info WHERE name = 'tag_key'")}
         missing = masters - set(self.masters)
         if missing:
             raise KeyStoreError(f"the key store {str(self.path)!r} was wrapped with a master key that is not here "
@@ -194,6 +198,25 @@ class KeyStore:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
 
+    def tag_key(self) -> bytes:
+        """The key of the memory's value tags (:mod:`sbu.memory.tags`), wrapped like a data key, made on first use
+        (a key another process made meanwhile wins)."""
+        with self._lock:
+            if self._tag_key is None:
+                row = self._db.execute("SELECT value FROM info WHERE name = 'tag_key'").fetchone()
+                if row is None:
+                    made = f"{self.current}:{self._wrap(_TAG_KEY, secrets.token_bytes(32)).hex()}"
+                    with self._transaction():
+                        self._db.execute("INSERT OR IGNORE INTO info VALUES ('tag_key', ?)", (made,))
+                    row = self._db.execute("SELECT value FROM info WHERE name = 'tag_key'").fetchone()
+                master, _, wrapped = row[0].partition(":")
+                try:
+                    self._tag_key = self._unwrap(_TAG_KEY, bytes.fromhex(wrapped), master)
+                except ValueError:
+                    raise KeyStoreError(f"the value-tag key of {str(self.path)!r} is corrupt; restore the key store "
+                                        "from its backup") from None
+            return self._tag_key
+
     # -- destroying ------------------------------------------------------------------------------------------------
     def schedule(self, request: str, nodes: Iterable[str]) -> int:
         """Mark the keys of ``nodes`` for destruction by ``request`` (durable; nothing is destroyed yet)."""
@@ -245,6 +268,12 @@ class KeyStore:
                 rows = self._db.execute("SELECT node, wrapped, master FROM keys").fetchall()
                 self._db.executemany("UPDATE keys SET wrapped = ?, master = ? WHERE node = ?",
                                      [(self._wrap(n, self._unwrap(n, w, m), new_id), new_id, n) for n, w, m in rows])
+                tag = self._db.execute("SELECT value FROM info WHERE name = 'tag_key'").fetchone()
+                if tag is not None:
+                    master, _, wrapped = tag[0].partition(":")
+                    key = self._unwrap(_TAG_KEY, bytes.fromhex(wrapped), master)
+                    self._db.execute("UPDATE info SET value = ? WHERE name = 'tag_key'",
+                                     (f"{new_id}:{self._wrap(_TAG_KEY, key, new_id).hex()}",))
             self._checkpoint()
             self.current = new_id
             return len(rows)

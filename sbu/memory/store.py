@@ -37,6 +37,8 @@ from sbu import faults
 from sbu.errors import StoreError, StoreUnavailableError
 from sbu.memory.keys import MASTER_BYTES, KeyStore, keystore_path, load_master_keys
 from sbu.memory.sealing import reveal_quads, seal_quads
+from sbu.memory.tags import PLAIN_KEY as PLAIN_TAG_KEY
+from sbu.memory.tags import tag_quads
 from sbu.memory.vocab import SBU
 
 DEFAULT_URL = "oxigraph:"
@@ -59,6 +61,7 @@ class MemoryStore:
     path: Path | None = None  # the folder of an on-disk Oxigraph store
     sealed: bool = True  # texts and personal values encrypted under their node's data key
     keys: KeyStore | None = field(default=None, repr=False)  # found or made on first use (key_store)
+    _tagged: bool | None = field(default=None, repr=False)  # whether every literal has its value tags (tagged)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def key_store(self, create: bool = False) -> KeyStore | None:
@@ -84,9 +87,33 @@ class MemoryStore:
         return self.keys
 
     def seal(self, quads) -> list[tuple]:
-        """``quads`` with their texts and personal values sealed (as they are when this memory is not sealed)."""
+        """``quads`` with their texts and personal values sealed (as they are when this memory is not sealed), and
+        the value tags of what they carry (:mod:`sbu.memory.tags`) added."""
+        quads = list(quads)
         keys = self.key_store(create=True)
-        return seal_quads(keys, quads) if keys is not None else list(quads)
+        if self._tagged is None:
+            self.tagged(mark=True)
+        tags = tag_quads(self.tag_key(), quads)
+        return (seal_quads(keys, quads) if keys is not None else quads) + tags
+
+    def tag_key(self) -> bytes:
+        """The key of this memory's value tags: kept in its key store (a fixed one for a plaintext memory)."""
+        keys = self.key_store()
+        return keys.tag_key() if keys is not None else PLAIN_TAG_KEY
+
+    def tagged(self, mark: bool = False) -> bool:
+        """Whether every literal of this memory was written with its value tags: true for a memory this version
+        of sbu began (``mark``: the first write into an empty memory records it), false for an older one."""
+        if self._tagged is None:
+            flag = f"{MEMORY_NODE.n3()} {SBU.valueTags.n3()} true"
+            if self.query(f"ASK {{ {flag} }}").askAnswer:
+                self._tagged = True
+            elif mark and not self.query("ASK { GRAPH ?g { ?s ?p ?o } }").askAnswer:
+                self.update(f"INSERT {{ {flag} }} WHERE {{}}")
+                self._tagged = True
+            else:
+                self._tagged = False
+        return self._tagged
 
     def reveal(self, quads) -> list:
         """The objects of ``quads`` in clear; None for a literal whose data key was destroyed (forgotten)."""
@@ -137,7 +164,8 @@ class MemoryStore:
         sealed literals opened (``reveal``; one whose key is destroyed stays sealed) or as stored."""
         rows = [tuple(URIRef(str(t)) if isinstance(t, URIRef) else t for t in row)
                 for row in self.query("SELECT ?s ?p ?o ?g WHERE { GRAPH ?g { ?s ?p ?o } }")]
-        if reveal:
+        if reveal:  # the content in clear: the value tags are an index of it, not content
+            rows = [row for row in rows if not str.__eq__(row[1], SBU.carries)]
             opened = self.reveal(rows)
             rows = [(s, p, o if c is None else c, g) for (s, p, o, g), c in zip(rows, opened)]
         return "\n".join(sorted(" ".join(_n3(t) for t in row) + " ." for row in rows))
