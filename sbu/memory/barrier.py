@@ -208,7 +208,8 @@ class _Probe:
     @classmethod
     def of(cls, text: str, about: Iterable, derived_from: Iterable) -> _Probe:
         return cls(tuple(normalize(record_id(a)) for a in about), tuple(normalize(record_id(s)) for s in derived_from),
-                   tuple(text_grams(text)) if text else (), tuple(sorted(unique_forms(text))) if text else ())
+                   tuple(dict.fromkeys(text_grams(text))) if text else (),
+                   tuple(sorted(unique_forms(text))) if text else ())
 
     def hashes(self, key: bytes) -> dict[Reason, set[str]]:
         """The hashes under ``key`` that, if blocked, refuse this write, by the reason they refuse it for."""
@@ -218,7 +219,7 @@ class _Probe:
                 Reason.NAME: {_Hasher(key, "name")(g) for g in self.grams},
                 Reason.ID: {id_hash(g) for g in self.grams},
                 Reason.IRI: {_Hasher(key, "iri")(g) for g in self.grams},
-                Reason.VALUE: {_Hasher(key, "pair", a)(g) for a in self.about for g in self.grams},
+                Reason.VALUE: {pair(g) for pair in (_Hasher(key, "pair", a) for a in self.about) for g in self.grams},
                 Reason.UNIQUE_VALUE: {_Hasher(key, "unique")(d) for d in self.digits}}
 
 
