@@ -2,12 +2,12 @@
 finished by ``sbu resume``; after every run the crash-safety invariants must hold.
 
 Half the runs are killed at a named point of :mod:`sbu.faults` drawn at random (every state boundary, between the
-memory step's two updates, between a compaction's renames — the N-th time it is reached, for points that repeat),
-the other half by the parent after a random delay (wherever the process happens to be). Each run uses a fresh copy
-of the same on-disk memory (the tiny test cohort) and forgets the same patient, so after the resume its memory must
-equal an uninterrupted run's, timestamps aside. Invariants checked every time: the request committed; memory
-equals the uninterrupted run's; no forgotten value is in a live text; every retained fact is; no half-done
-compaction is left beside the store. Run from the repository root:
+memory step's two updates, between the graph update and the keys' destruction, between a compaction's renames — the
+N-th time it is reached, for points that repeat), the other half by the parent after a random delay (wherever the
+process happens to be). Each run uses a fresh copy of the same on-disk memory (the tiny test cohort, ingested anew)
+and forgets the same patient, so after the resume its memory must equal an uninterrupted run's, timestamps aside.
+Invariants checked every time: the request committed; memory equals the uninterrupted run's; no forgotten value is
+in a live text; every retained fact is; no half-done compaction is left beside the store. Run from the repository root:
 
     .venv/bin/python benchmarks/crash_soak.py --runs 50 --minutes 20
 """
@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "compact-swap", "after-MEMORY", "after-PARAMETER",
-          "after-VERIFY", "after-MEMORY@2", "after-PARAMETER@2", "compact-swap@2"]
+POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "erase-keys", "compact-swap", "after-MEMORY",
+          "after-PARAMETER", "after-VERIFY", "after-MEMORY@2", "after-PARAMETER@2", "erase-keys@2", "compact-swap@2"]
 
 
 def _cli(args: list[str], env: dict, delay: float | None = None) -> int:
@@ -70,13 +70,15 @@ def main(argv=None) -> None:
     model = trained_model(corpus, TINY_MODEL, TINY_TRAIN, progress=False, cache=root / "models")
     corpus.write(root / "corpus")
     patient = corpus.splits["forget10"][0]
-    with open_store(f"oxigraph:{root / 'pristine'}") as store:
-        ingest(store, corpus)
     common = ["--patient", patient, "--model", str(model.path), "--corpus", str(root / "corpus"), "--steps", "4",
               "--max-rounds", "2", "--epsilon", "0.0"]  # ε = 0: usually two rounds, so the @2 points are reached
 
     def fresh(name: str) -> Path:
-        shutil.copytree(root / "pristine", root / name / "store")
+        """A store of its own (ingested, not copied: a copy would share its original's key store, whose keys the
+        other runs' forgets destroy)."""
+        (root / name).mkdir()
+        with open_store(f"oxigraph:{root / name / 'store'}") as store:
+            ingest(store, corpus)
         return root / name
 
     reference_dir = fresh("reference")

@@ -148,7 +148,7 @@ class Agent:
         quads += [(node, SBU.about, iri(record_id(a)), META) for a in about]
         quads += [(node, PROV.wasDerivedFrom, s, META) for s in sources]
         if self.barrier is not None:  # checked, and inserted only if memory's blocklist agrees at that moment
-            verdict = self.barrier.write(self.store, quads, text, about, sources)
+            verdict = self.barrier.write(self.store, self.store.seal(quads), text, about, sources)
             if not verdict:
                 return None, verdict.reasons
         else:

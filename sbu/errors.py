@@ -51,6 +51,11 @@ class JournalError(SbuError):
     that is not in it)."""
 
 
+class KeyStoreError(StoreError):
+    """A memory's key store or master key that is missing, corrupt or does not match (never replaced silently: a
+    new key cannot open what the old one sealed)."""
+
+
 class SweepFolderError(SbuError):
     """A sweep's results folder that cannot be used: another ``sbu batch`` holds it, it is read-only, or a run's
     marker in it is damaged."""
@@ -59,6 +64,7 @@ class SweepFolderError(SbuError):
 class ClusterError(SbuError, ConnectionError):
     """A Dask cluster that cannot run a sweep: its scheduler does not answer, it has no workers, or a worker lacks
     this version of the package, the notebook or the shared results folder."""
+
 
 class ObligationError(SbuError):
     """A standing obligation that cannot be used: its file is missing or corrupted, its seal does not open with the

@@ -7,9 +7,10 @@
   then journaled; its targets are sealed (:class:`sbu.journal.Sealer`), never written in clear.
 - **BARRIER**: the plan is computed and the blocklist raised — from here on nothing about the targets can be
   written back, whatever else is still running.
-- **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the on-disk
-  store is rewritten so that no file keeps deleted plaintext. In later rounds: whatever memory still holds about
-  the targets.
+- **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the data
+  keys of every pruned and tombstoned node are destroyed, so no copy of their ciphertext opens again; an on-disk
+  store is then rewritten (``ProtocolConfig(compact=True)``, the default) so that no file keeps the deleted nodes'
+  IRIs, which name record ids. In later rounds: whatever memory still holds about the targets.
 - **PARAMETER**: the configured unlearning method (SRA by default) on a LoRA adapter, D_f built from the plan's
   forget set (plus, in later rounds, the probes that leaked); the adapter is saved under the request's folder.
 - **VERIFY**: the agent (new weights, new memory, the barrier) answers direct and paraphrased probes about the
@@ -52,6 +53,7 @@ from sbu.data.schema import Corpus
 from sbu.errors import ConfigError, JournalError, ObligationError, StoreError
 from sbu.files import write_atomic
 from sbu.journal import Journal, Sealer
+from sbu.memory import erasure
 from sbu.memory.barrier import Barrier, Reason, keyed_hash, record_id
 from sbu.memory.closure import seeds_of
 from sbu.memory.forget import applied, apply_forget, barrier_entries, request_iri, successor_count
@@ -83,6 +85,8 @@ class ProtocolConfig:
     retained_probes: int = 50  # retained questions the agent answers in VERIFY (utility kept?)
     seed: int = 0
     repair: bool = True  # re-derive shared artifacts from retained sources (False: an ablation)
+    compact: bool = True  # rewrite an on-disk store after MEMORY: texts are erased by key destruction, but the
+    # deleted nodes' IRIs (record ids) stay in RocksDB's files until a rewrite (docs/backends.md)
     standing: bool = True  # a committed request leaves a standing obligation (sbu.obligations)
     discharge_after: int = 5  # clean consolidations in a row that discharge a standing obligation
     resuppress_rounds: int = 1  # PARAMETER rounds at most after one consolidation, while leakage > ε
@@ -94,6 +98,7 @@ class ProtocolConfig:
         checks.integer("retained_probes", self.retained_probes, 0, 100_000)
         checks.integer("seed", self.seed, 0, 2**31 - 1)
         checks.flag("repair", self.repair)
+        checks.flag("compact", self.compact)
         checks.flag("standing", self.standing)
         checks.integer("discharge_after (clean consolidations that discharge an obligation)", self.discharge_after,
                        1, 10_000)
@@ -236,6 +241,7 @@ class ForgetProtocol:
     def _memory(self, request: str, targets: list[str], records: list[dict], round_no: int) -> None:
         started = time.perf_counter()
         request_node = iri(f"request/{request}")
+        erasure.finish(self.store, lambda r: applied(self.store, r))  # a crash after the update, before the keys
         remaining = [t for t in targets if seeds_of(self.store, record_id(t))]
         counts = {"pruned": 0, "tombstoned": 0, "successors": 0}
         barrier_record = next(r for r in records if r["state"] == "BARRIER")
@@ -257,7 +263,7 @@ class ForgetProtocol:
             planned = next(r for r in records if r["state"] == "BARRIER")["plan"]
             counts = {"pruned": planned["isolated"] + planned["entities_pruned"], "tombstoned": planned["shared"],
                       "successors": successor_count(self.store, request_node)}
-        if self.store.path is not None:
+        if self.config.compact and self.store.path is not None:
             self.store.compact()
         self._record(request, "MEMORY", round=round_no, seconds=time.perf_counter() - started, **counts)
 

@@ -44,8 +44,10 @@ def memory(tiny_corpus):
 
 
 def _objects(store, node, prop) -> set[str]:
-    rows = store.query(f"SELECT ?o WHERE {{ GRAPH {META.n3()} {{ {node.n3()} {prop.n3()} ?o }} }}")
-    return {str(row[0]) for row in rows}
+    """The objects of (node, prop) in the metadata graph, opened (texts are stored sealed)."""
+    rows = [(node, prop, row[0], META) for row in
+            store.query(f"SELECT ?o WHERE {{ GRAPH {META.n3()} {{ {node.n3()} {prop.n3()} ?o }} }}")]
+    return {str(o) for o in store.reveal(rows) if o is not None}
 
 
 def _items(corpus, patient, n=6):

@@ -40,8 +40,10 @@ def world(tiny_corpus, tiny_lm, tmp_path_factory):
     model = folder / "model"
     shutil.copytree(tiny_lm.path, model)
     tiny_corpus.write(folder / "corpus")
-    with open_store(f"oxigraph:{folder / 'store'}") as store:
-        ingest(store, tiny_corpus)
+    with pytest.MonkeyPatch.context() as env:  # the private cache holds the master key and key store it seals with
+        env.setenv("SBU_CACHE", str(tmp_path_factory.getbasetemp() / "bad-inputs-cache"))
+        with open_store(f"oxigraph:{folder / 'store'}") as store:
+            ingest(store, tiny_corpus)
     return {"folder": folder, "store": folder / "store", "model": model, "corpus": folder / "corpus",
             "patient": tiny_corpus.splits["forget10"][0]}
 

@@ -5,6 +5,7 @@ same memory as an uninterrupted run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -109,7 +110,7 @@ def test_seals_hide_their_content_and_open_only_with_the_same_key(tmp_path):
 
 
 # -- crash safety: a real process, killed for real ------------------------------------------------------------
-CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "compact-swap", "after-MEMORY",
+CRASH_POINTS = ["after-RECEIVED", "after-BARRIER", "memory-apply", "erase-keys", "compact-swap", "after-MEMORY",
                 "after-PARAMETER", "after-VERIFY"]  # in the order a request reaches them
 
 
@@ -130,8 +131,22 @@ def _forget_args(setup, store_dir, work, patient) -> list[str]:
             "--corpus", str(setup["corpus"]), "--work", str(work), "--steps", "4", "--max-rounds", "2"]
 
 
-def _fresh_store(tiny_corpus, path):
-    with open_store(f"oxigraph:{path}") as store:
+@contextlib.contextmanager
+def _cache_of(setup):
+    """The commands' cache for this process too: a store's key store and master key live there."""
+    saved = os.environ.get("SBU_CACHE")
+    os.environ["SBU_CACHE"] = str(setup["cache"])
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SBU_CACHE", None)
+        else:
+            os.environ["SBU_CACHE"] = saved
+
+
+def _fresh_store(tiny_corpus, path, setup):
+    with _cache_of(setup), open_store(f"oxigraph:{path}") as store:
         ingest(store, tiny_corpus)
 
 
@@ -145,11 +160,11 @@ def cli_setup(tiny_corpus, tiny_lm, built_once):
         setup = {"corpus": folder / "corpus", "model": tiny_lm.path, "cache": folder / "cache"}
         reference = folder / "uninterrupted"
         reference.mkdir()
-        _fresh_store(tiny_corpus, reference / "store")
+        _fresh_store(tiny_corpus, reference / "store", setup)
         done = _run(_forget_args(setup, reference / "store", reference / "work", _patient(tiny_corpus)), setup)
         assert done.returncode == 0, done.stderr[-2000:]
         (reference / "forget.log").write_text(done.stdout + done.stderr)
-        with open_store(f"oxigraph:{reference / 'store'}", create=False) as store:
+        with _cache_of(setup), open_store(f"oxigraph:{reference / 'store'}", create=False) as store:
             (folder / "memory.nq").write_text("\n".join(memory_content(store)))  # outside what the request wrote
 
     folder = built_once("cli", build)
@@ -159,9 +174,9 @@ def cli_setup(tiny_corpus, tiny_lm, built_once):
 
 
 def test_after_a_commit_no_file_the_request_wrote_holds_a_forgotten_value(tiny_corpus, cli_setup):
-    """Store folder (compacted), journal, certificate, adapters, model, the command's log, the embedding cache:
-    none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones match binary
-    noise)."""
+    """Store folder (texts sealed, then compacted), journal, certificate, adapters, model, the command's log, the
+    embedding cache: none holds the patient's id, name, values or fact sentences (≥ 4 characters: shorter ones
+    match binary noise)."""
     patient = _patient(tiny_corpus)
     secrets = [s for s in forgotten_strings(tiny_corpus, [patient]) + [patient]
                + [f.text for f in tiny_corpus.facts if f.about == patient] if len(s) >= 4]
@@ -176,19 +191,19 @@ def test_a_back_end_that_fails_after_the_barrier_is_finished_by_resume(tiny_corp
     with a one-line error, the request is pending with the barrier up, and ``sbu resume`` ends in the memory the
     uninterrupted run left."""
     patient = _patient(tiny_corpus)
-    _fresh_store(tiny_corpus, tmp_path / "store")
+    _fresh_store(tiny_corpus, tmp_path / "store", cli_setup)
     failed = _run(_forget_args(cli_setup, tmp_path / "store", tmp_path / "work", patient), cli_setup,
                   fail=f"store-update@{fail_at}")
     assert failed.returncode == 2 and "refused update" in failed.stderr, failed.stderr[-2000:]
     journal = Journal(tmp_path / "work" / "journal.jsonl")
     assert journal.pending() and journal.records()[-1]["state"] == "BARRIER"
     name = next(e.name for e in tiny_corpus.entities if e.id == patient)
-    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+    with _cache_of(cli_setup), open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
         assert not Barrier.load(store, load_key(Path(cli_setup["cache"]) / "barrier.key")).check(name)
     resumed = _run(["resume", "--work", str(tmp_path / "work")], cli_setup)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert journal.records()[-1]["state"] == "COMMITTED"
-    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+    with _cache_of(cli_setup), open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
         assert memory_content(store) == cli_setup["uninterrupted memory"]
 
 
@@ -214,7 +229,7 @@ def test_sigkill_at_every_boundary_in_turn_then_resume_gives_the_uninterrupted_m
     is crashed at once and resumed from once, and resuming a resumed request is exercised too; the last resume
     commits, into the memory the uninterrupted run left."""
     patient = _patient(tiny_corpus)
-    _fresh_store(tiny_corpus, tmp_path / "store")
+    _fresh_store(tiny_corpus, tmp_path / "store", cli_setup)
     journal = Journal(tmp_path / "work" / "journal.jsonl")
     resume = ["resume", "--work", str(tmp_path / "work")]
     for n, point in enumerate(CRASH_POINTS):
@@ -225,7 +240,7 @@ def test_sigkill_at_every_boundary_in_turn_then_resume_gives_the_uninterrupted_m
     resumed = _run(resume, cli_setup)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not journal.pending() and journal.records()[-1]["state"] == "COMMITTED"
-    with open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
+    with _cache_of(cli_setup), open_store(f"oxigraph:{tmp_path / 'store'}", create=False) as store:
         assert memory_content(store) == cli_setup["uninterrupted memory"]
         texts = list(live_texts(store).values())
     secrets = forgotten_strings(tiny_corpus, [patient])

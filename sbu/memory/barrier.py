@@ -208,7 +208,8 @@ class _Probe:
     @classmethod
     def of(cls, text: str, about: Iterable, derived_from: Iterable) -> _Probe:
         return cls(tuple(normalize(record_id(a)) for a in about), tuple(normalize(record_id(s)) for s in derived_from),
-                   tuple(text_grams(text)) if text else (), tuple(sorted(unique_forms(text))) if text else ())
+                   tuple(dict.fromkeys(text_grams(text))) if text else (),
+                   tuple(sorted(unique_forms(text))) if text else ())
 
     def hashes(self, key: bytes) -> dict[Reason, set[str]]:
         """The hashes under ``key`` that, if blocked, refuse this write, by the reason they refuse it for."""
@@ -218,7 +219,7 @@ class _Probe:
                 Reason.NAME: {_Hasher(key, "name")(g) for g in self.grams},
                 Reason.ID: {id_hash(g) for g in self.grams},
                 Reason.IRI: {_Hasher(key, "iri")(g) for g in self.grams},
-                Reason.VALUE: {_Hasher(key, "pair", a)(g) for a in self.about for g in self.grams},
+                Reason.VALUE: {pair(g) for pair in (_Hasher(key, "pair", a) for a in self.about) for g in self.grams},
                 Reason.UNIQUE_VALUE: {_Hasher(key, "unique")(d) for d in self.digits}}
 
 
@@ -302,11 +303,13 @@ class Barrier:
         if not verdict:
             return verdict
         values = " ".join(Literal(h).n3() for h in sorted(self.hashes_of(text, about, derived_from)))
-        body = " ".join(f"{s.n3()} {p.n3()} {o.n3()} ." for s, p, o, _ in quads)
-        graph = quads[0][3]
-        store.update(f"INSERT {{ GRAPH {graph.n3()} {{ {body} }} }} WHERE {{ FILTER NOT EXISTS {{ GRAPH {META.n3()} "
+        graphs: dict = {}
+        for s, p, o, g in quads:  # each quad into its own graph (a write's value tags go to the metadata graph)
+            graphs.setdefault(g, []).append(f"{s.n3()} {p.n3()} {o.n3()} .")
+        body = " ".join(f"GRAPH {g.n3()} {{ {' '.join(lines)} }}" for g, lines in graphs.items())
+        store.update(f"INSERT {{ {body} }} WHERE {{ FILTER NOT EXISTS {{ GRAPH {META.n3()} "
                      f"{{ VALUES ?h {{ {values} }} ?request {SBU.blockedHash.n3()} ?h }} }} }}")
-        s, p, o, _ = quads[0]
+        s, p, o, graph = quads[0]
         if store.query(f"ASK {{ GRAPH {graph.n3()} {{ {s.n3()} {p.n3()} {o.n3()} }} }}").askAnswer:
             return verdict
         self.blocked = {str(row[0]) for row in store.query(load_query("blocked"))}  # catch up with memory

@@ -13,6 +13,11 @@ Oxigraph, embedded or served; rdflib's own store applies the operations one by o
 
 Updates are built from fixed IRIs and rdflib-serialized literals, never from pasted text, and split in Python
 first (docs/backends.md, trap 7: one SPARQL request that does the whole forget by itself is slow).
+
+3. **erasure** — the data keys of every pruned and tombstoned node are marked before the forget update and
+   destroyed right after it (:mod:`sbu.memory.erasure`): whatever copy of their ciphertext is left — RocksDB's
+   files, an endpoint's, a backup — no longer opens. Texts read here (names, values, the texts successors are
+   made of) are opened from their sealed form; successors' texts are sealed under keys of their own.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from rdflib import Literal, URIRef
 
 from sbu import faults
 from sbu.data.summaries import summary_text
+from sbu.memory import erasure
 from sbu.memory.barrier import Barrier, keyed_hash, record_id
 from sbu.memory.normalise import value_unique_forms
 from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.sparql import load_query, with_literals, with_values
 from sbu.memory.store import MemoryStore
+from sbu.memory.tags import value_tags
 from sbu.memory.vocab import META, PROV, RDF, RDFS, SBU, iri
 
 TITLES = {SBU.ConditionSummary: "Cohort summary", SBU.ConceptSummary: "Concept summary",
@@ -52,6 +59,7 @@ class ForgetResult:
     blocked: int = 0  # hashes the request added to the barrier
     seconds: float = 0.0  # how long applying took (barrier and forget updates)
     compact_seconds: float | None = None  # how long rewriting an on-disk store took (None: not rewritten)
+    keys_destroyed: int = 0  # data keys of pruned and tombstoned nodes destroyed (erasure)
 
     def counts(self) -> dict[str, int]:
         return {"pruned": len(self.pruned), "tombstoned": len(self.tombstoned), "successors": len(self.successors),
@@ -69,8 +77,9 @@ def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta
     Computed from the store *before* anything is deleted."""
     targets = [iri(t) for t in plan.targets]
     meta = meta if meta is not None else _metadata(store, targets)
-    asserted = store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))
-    pairs = [(str(s), str(o)) for _, s, _, o in asserted]
+    asserted = [(s, p, o, URIRef(str(g))) for g, s, p, o in
+                store.query(with_values(load_query("asserted"), "g", sorted(plan.seeds)))]
+    pairs = [(str(s), str(o)) for (s, _, _, _), o in zip(asserted, store.reveal(asserted)) if o is not None]
     names = [str(n) for t in targets for n in meta[t].get(RDFS.label, [])]
     unique = unique_values(store, plan, [v for _, v in pairs])
     return barrier.entries(ids=plan.targets, names=names, pairs=pairs, nodes=plan.closure, unique=unique)
@@ -78,15 +87,45 @@ def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta
 
 def unique_values(store: MemoryStore, plan: ForgetPlan, values: Iterable[str]) -> list[str]:
     """The forgotten values the barrier blocks whoever a note is about: record numbers and dates
-    (:func:`~sbu.memory.normalise.value_unique_forms`) that no triple outside the request's closure holds and no
-    live text outside it contains — a value a retained patient shares (a visit date) stays bound to its entity,
-    so that no retained write is refused for it."""
+    (:func:`~sbu.memory.normalise.value_unique_forms`) that no node outside the request's closure carries in any
+    separator form — a value a retained patient shares (a visit date) stays bound to its entity, so that no
+    retained write is refused for it. The holders are found through the value tags (:mod:`sbu.memory.tags`); a
+    memory written before them is read in full (:func:`_unique_values_by_reading`)."""
     candidates = sorted({v for v in values if value_unique_forms(v)})
     if not candidates:
         return []
+    if not store.tagged():
+        return _unique_values_by_reading(store, plan, candidates)
+    key = store.tag_key()
+    wanted = {v: value_tags(key, v) for v in candidates}
+    rows = store.query(with_literals(load_query("value_holders"), "tag", sorted(set().union(*wanted.values()))))
+    held = {str(t) for holder, t in rows if URIRef(str(holder)) not in plan.closure}
+    return [v for v in candidates if not wanted[v] & held]
+
+
+def _unique_values_by_reading(store: MemoryStore, plan: ForgetPlan, candidates: list[str]) -> list[str]:
+    """:func:`unique_values` for a memory without value tags: plaintext literals matched by
+    ``queries/shared_values.rq``, sealed ones opened (:func:`_sealed_holders`)."""
     rows = store.query(with_literals(load_query("shared_values"), "v", candidates))
     shared = {str(v) for holder, v in rows if URIRef(str(holder)) not in plan.closure}
+    for holder, text, whole in _sealed_holders(store):
+        if holder not in plan.closure:
+            shared.update(v for v in candidates if (v in text if whole else v == text))
     return [v for v in candidates if v not in shared]
+
+
+def _sealed_holders(store: MemoryStore) -> list[tuple[URIRef, str, bool]]:
+    """Every sealed literal opened, as shared_values.rq would see it in plaintext: (the node of a text, the text,
+    True) for an ``sbu:text`` of the metadata graph, else (the graph, the value, False); forgotten ones left out."""
+    quads = [(s, p, o, URIRef(str(g))) for g, s, p, o in store.query(load_query("sealed_literals"))]
+    out = []
+    for (s, p, _, g), o in zip(quads, store.reveal(quads)):
+        if o is None:
+            continue
+        out.append((g, str(o), False))
+        if str.__eq__(g, META) and str.__eq__(p, SBU.text):
+            out.append((URIRef(str(s)), str(o), True))
+    return out
 
 
 def successor_count(store: MemoryStore, request: URIRef) -> int:
@@ -103,8 +142,10 @@ def applied(store: MemoryStore, request: URIRef) -> bool:
 
 def forget(store: MemoryStore, targets: Iterable[str], barrier: Barrier | None = None,
            now: datetime | None = None, compact: bool = True) -> tuple[ForgetPlan, ForgetResult]:
-    """Plan and apply a request in one call, then (``compact``) rewrite an on-disk store so that no file keeps
-    the deleted plaintext (:meth:`MemoryStore.compact`); returns the plan and the result."""
+    """Plan and apply a request in one call; returns the plan and the result. Texts and values are erased by
+    destroying the forgotten nodes' keys (in :func:`apply_forget`); ``compact`` then rewrites an on-disk store
+    (:meth:`MemoryStore.compact`) so that no file keeps the deleted nodes' IRIs, which name record ids — not needed
+    for the texts any more, and skipped where ids are not secret."""
     plan = plan_forget(store, targets)
     result = apply_forget(store, plan, barrier, now)
     if compact and store.path is not None:
@@ -118,8 +159,11 @@ def _metadata(store: MemoryStore, nodes: Iterable[URIRef]) -> dict[URIRef, dict[
     nodes = sorted(set(nodes))
     out: dict[URIRef, dict[URIRef, list]] = {n: {} for n in nodes}
     if nodes:
-        for x, p, o in store.query(with_values(load_query("metadata"), "x", nodes)):
-            out[URIRef(str(x))].setdefault(URIRef(str(p)), []).append(o)
+        rows = [(URIRef(str(x)), URIRef(str(p)), o, META)
+                for x, p, o in store.query(with_values(load_query("metadata"), "x", nodes))]
+        for (x, p, _, _), o in zip(rows, store.reveal(rows)):
+            if o is not None:  # None: a text whose key is destroyed
+                out[x].setdefault(p, []).append(o)
     for props in out.values():
         for values in props.values():
             values.sort()
@@ -154,6 +198,7 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
     ``repair=False`` (an ablation) tombstones shared artifacts without successors: what they said about retained
     entities is lost with them."""
     started = time.perf_counter()
+    erasure.finish(store, lambda r: applied(store, r))  # keys a crash left marked by an applied request
     barrier = barrier if barrier is not None else Barrier.load(store)
     now = now or datetime.now(UTC)
     request = request_iri(barrier.key, plan.targets)
@@ -226,10 +271,15 @@ def apply_forget(store: MemoryStore, plan: ForgetPlan, barrier: Barrier | None =
         groups.append((ops, []))
     groups.append(([], [(request, PROV.startedAtTime, when)]))  # last: marks the request applied (:func:`applied`)
 
+    groups = [(ops, [(s, p, o) for s, p, o, _ in store.seal((s, p, o, META) for s, p, o in inserts)])
+              for ops, inserts in groups]  # successors' texts sealed under keys of their own
+    erasure.schedule(store, request, pruned | shared)
     for update in update_batches(groups, store.max_update_ops):
         store.update(update)
+    faults.point("erase-keys")  # between the graph updates and the keys' destruction: resume destroys them
+    destroyed = erasure.erase(store, request)
     return ForgetResult(request, frozenset(pruned), frozenset(shared), successors, texts, tuple(refused),
-                        len(hashes), time.perf_counter() - started)
+                        len(hashes), time.perf_counter() - started, keys_destroyed=destroyed)
 
 
 def _successor_sources(x: URIRef, meta: dict, plan: ForgetPlan, successors: dict) -> list[URIRef]:

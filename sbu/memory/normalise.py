@@ -63,6 +63,8 @@ def fold(text: str) -> str:
     """Characters only (steps 1–5 of the module doc): no format characters, no diacritics, skeleton letters,
     case-folded."""
     text = _TAG.sub(" ", html.unescape(str(text)))
+    if text.isascii():  # every step below leaves ASCII as it is, but case folding (most of memory's texts)
+        return text.lower()
     text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = unicodedata.normalize("NFKC", text)
     text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))

@@ -10,27 +10,40 @@ picks the back end:
 - ``http://HOST:PORT/PATH`` — any SPARQL 1.1 query + update endpoint, through rdflib's ``SPARQLUpdateStore``. A URL
   ending in ``/query`` updates at the sibling ``/update`` (``oxigraph serve``, Fuseki); any other URL takes both
   at the same address (Virtuoso, GraphDB, Neptune).
+
+Texts and personal values are sealed on the way in and opened on the way out (:mod:`sbu.memory.sealing`): the
+store holds ciphertext, the data keys live in a key store outside it (:mod:`sbu.memory.keys`), found through the
+memory's id in the default graph (``sbu:memory sbu:keyStore "<id>"``); in-memory back ends keep theirs in memory.
+``open_store(url, sealed=False)`` keeps plaintext (the benchmark's baseline; a memory written by an older sbu).
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import secrets
 import shutil
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyoxigraph import RdfFormat
 from pyoxigraph import Store as OxStore
-from rdflib import XSD, Dataset, Literal
+from rdflib import XSD, Dataset, Literal, URIRef
 from rdflib.namespace import NamespaceManager
 from rdflib.plugins.stores.sparqlstore import SPARQLUpdateStore
 
 from sbu import faults
 from sbu.errors import StoreError, StoreUnavailableError
+from sbu.memory.keys import MASTER_BYTES, KeyStore, keystore_path, load_master_keys
+from sbu.memory.sealing import reveal_quads, seal_quads
+from sbu.memory.tags import PLAIN_KEY as PLAIN_TAG_KEY
+from sbu.memory.tags import tag_quads
+from sbu.memory.vocab import SBU
 
 DEFAULT_URL = "oxigraph:"
 BACKENDS = ("oxigraph", "memory", "sparql")
+MEMORY_NODE = SBU.memory  # in the default graph: MEMORY_NODE sbu:keyStore "<id of this memory's key store>"
 # Operations joined by ";" in one update request, at most, per back end (None: no limit met). rdflib's own SPARQL
 # parser recurses once per operation and fails from 73 on (benchmarks/update_limits.py, docs/backends.md, trap 10);
 # Oxigraph, embedded or served, took every size tried. A forget larger than this is sent in batches that a resume
@@ -46,6 +59,65 @@ class MemoryStore:
     backend: str
     dataset: Dataset
     path: Path | None = None  # the folder of an on-disk Oxigraph store
+    sealed: bool = True  # texts and personal values encrypted under their node's data key
+    keys: KeyStore | None = field(default=None, repr=False)  # found or made on first use (key_store)
+    _tagged: bool | None = field(default=None, repr=False)  # whether every literal has its value tags (tagged)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def key_store(self, create: bool = False) -> KeyStore | None:
+        """This memory's key store: found through the memory's id; made (with a new id) only when ``create`` and
+        the memory has none. A memory whose key store or master key is missing or corrupt raises
+        :class:`~sbu.errors.KeyStoreError`, never gets a new one."""
+        if not self.sealed or self.keys is not None:
+            return self.keys
+        with self._lock:
+            if self.keys is None:
+                if self.path is None and self.backend != "sparql":  # held in this process only: so are its keys
+                    self.keys = KeyStore(None, [secrets.token_bytes(MASTER_BYTES)], create=True)
+                    return self.keys
+                rows = list(self.query(f"SELECT ?id WHERE {{ {MEMORY_NODE.n3()} {SBU.keyStore.n3()} ?id }}"))
+                if rows:
+                    self.keys = KeyStore(keystore_path(str(rows[0][0])), load_master_keys())
+                elif create:
+                    memory_id = secrets.token_hex(16)
+                    keys = KeyStore(keystore_path(memory_id), load_master_keys(create=True), create=True)
+                    self.update(f"INSERT {{ {MEMORY_NODE.n3()} {SBU.keyStore.n3()} {Literal(memory_id).n3()} }} "
+                                "WHERE {}")  # not INSERT DATA: rdflib's Dataset refuses it (docs/backends.md, trap 6)
+                    self.keys = keys
+        return self.keys
+
+    def seal(self, quads) -> list[tuple]:
+        """``quads`` with their texts and personal values sealed (as they are when this memory is not sealed), and
+        the value tags of what they carry (:mod:`sbu.memory.tags`) added."""
+        quads = list(quads)
+        keys = self.key_store(create=True)
+        if self._tagged is None:
+            self.tagged(mark=True)
+        tags = tag_quads(self.tag_key(), quads)
+        return (seal_quads(keys, quads) if keys is not None else quads) + tags
+
+    def tag_key(self) -> bytes:
+        """The key of this memory's value tags: kept in its key store (a fixed one for a plaintext memory)."""
+        keys = self.key_store()
+        return keys.tag_key() if keys is not None else PLAIN_TAG_KEY
+
+    def tagged(self, mark: bool = False) -> bool:
+        """Whether every literal of this memory was written with its value tags: true for a memory this version
+        of sbu began (``mark``: the first write into an empty memory records it), false for an older one."""
+        if self._tagged is None:
+            flag = f"{MEMORY_NODE.n3()} {SBU.valueTags.n3()} true"
+            if self.query(f"ASK {{ {flag} }}").askAnswer:
+                self._tagged = True
+            elif mark and not self.query("ASK { GRAPH ?g { ?s ?p ?o } }").askAnswer:
+                self.update(f"INSERT {{ {flag} }} WHERE {{}}")
+                self._tagged = True
+            else:
+                self._tagged = False
+        return self._tagged
+
+    def reveal(self, quads) -> list:
+        """The objects of ``quads`` in clear; None for a literal whose data key was destroyed (forgotten)."""
+        return reveal_quads(self.key_store(), quads)
 
     def query(self, sparql: str, bindings: dict | None = None):
         """Run a SPARQL query with bound values (never text pasted into the query string)."""
@@ -75,7 +147,7 @@ class MemoryStore:
         """Add (subject, predicate, object, graph IRI) quads: through the store's bulk path locally, as
         ``INSERT DATA`` requests of ``batch`` quads to an endpoint (terms are written by rdflib's N-Triples
         serializer, never pasted from text)."""
-        quads = list(quads)
+        quads = self.seal(quads)
         if self.backend != "sparql":
             self.dataset.addN((s, p, o, self.dataset.graph(g)) for s, p, o, g in quads)
             return
@@ -87,9 +159,15 @@ class MemoryStore:
     def __len__(self) -> int:
         return int(next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")))[0])
 
-    def nquads(self) -> str:
-        """Every quad in named graphs, as sorted N-Quads lines (a canonical dump for comparisons and scans)."""
-        rows = self.query("SELECT ?s ?p ?o ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+    def nquads(self, reveal: bool = True) -> str:
+        """Every quad in named graphs, as sorted N-Quads lines (a canonical dump for comparisons and scans), with
+        sealed literals opened (``reveal``; one whose key is destroyed stays sealed) or as stored."""
+        rows = [tuple(URIRef(str(t)) if isinstance(t, URIRef) else t for t in row)
+                for row in self.query("SELECT ?s ?p ?o ?g WHERE { GRAPH ?g { ?s ?p ?o } }")]
+        if reveal:  # the content in clear: the value tags are an index of it, not content
+            rows = [row for row in rows if not str.__eq__(row[1], SBU.carries)]
+            opened = self.reveal(rows)
+            rows = [(s, p, o if c is None else c, g) for (s, p, o, g), c in zip(rows, opened)]
         return "\n".join(sorted(" ".join(_n3(t) for t in row) + " ." for row in rows))
 
     def content_hash(self) -> str:
@@ -127,6 +205,9 @@ class MemoryStore:
         return True
 
     def close(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
+            self.keys = None
         self.dataset.close()
         if self.path is not None:  # a query result left in a reference cycle would keep the folder's lock
             gc.collect()
@@ -146,15 +227,18 @@ def _n3(term) -> str:
     return term.n3()
 
 
-def open_store(url: str = DEFAULT_URL, create: bool = True) -> MemoryStore:
+def open_store(url: str = DEFAULT_URL, create: bool = True, sealed: bool = True) -> MemoryStore:
     """Open the memory at ``url``. ``oxigraph:PATH`` creates the folder when ``create`` (its parent must exist);
-    with ``create=False`` the folder must already hold a store."""
+    with ``create=False`` the folder must already hold a store. ``sealed=False``: texts written in clear."""
     scheme = url_scheme(url)
     if scheme == "oxigraph":
-        return _open_oxigraph(url, url.partition(":")[2], create)
-    if scheme == "memory":
-        return MemoryStore(url, "memory", Dataset())
-    return _open_endpoint(url)
+        memory = _open_oxigraph(url, url.partition(":")[2], create)
+    elif scheme == "memory":
+        memory = MemoryStore(url, "memory", Dataset())
+    else:
+        memory = _open_endpoint(url)
+    memory.sealed = sealed
+    return memory
 
 
 def url_scheme(url) -> str:

@@ -11,6 +11,7 @@ from sbu.memory.closure import seeds_of
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
+from sbu.memory.texts import live_texts
 from sbu.memory.vocab import ID_BASE
 
 INJECTIONS = [
@@ -40,16 +41,14 @@ def _hostile_corpus() -> Corpus:
 def test_injection_strings_are_stored_as_data_and_forgotten_like_any_data(store):
     corpus = _hostile_corpus()
     ingest(store, corpus)
-    texts = {str(r[0]) for r in store.query(
-        "SELECT ?t WHERE { GRAPH <https://w3id.org/sbu/graph/meta> { ?x <https://w3id.org/sbu/ns#text> ?t } }")}
+    texts = set(live_texts(store).values())
     assert {f"Note: {s}" for s in INJECTIONS} <= texts, "every hostile string comes back byte for byte"
     assert len(seeds_of(store, BAD_IDS[0])) == len(INJECTIONS) + 1  # its facts and its summary (about it alone)
     plan, result = forget(store, [BAD_IDS[0]], Barrier(bytes(32)))
     assert len(plan.seeds) == len(INJECTIONS) + 1 and len(result.tombstoned) == 1
     dump = store.nquads()
     assert "Ana Plain lives in Bilbao." in dump and seeds_of(store, "patient/p002")
-    remaining = {str(r[0]) for r in store.query(
-        "SELECT ?t WHERE { GRAPH <https://w3id.org/sbu/graph/meta> { ?x <https://w3id.org/sbu/ns#text> ?t } }")}
+    remaining = set(live_texts(store).values())
     assert not remaining & {f"Note: {s}" for s in INJECTIONS}
     assert INJECTIONS[1] not in " ".join(remaining), "the shared summary's text was redacted"
 

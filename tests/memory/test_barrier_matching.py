@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rdflib import Literal
 
 from sbu.data.cohort import CITIES, MARKERS, CohortConfig, generate
 from sbu.memory import open_store
@@ -16,8 +18,9 @@ from sbu.memory.barrier import Barrier, Reason
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
 from sbu.memory.normalise import name_forms, normalize, tokens, unique_forms
+from sbu.memory.sealing import is_sealed
 from sbu.memory.texts import live_texts
-from sbu.memory.vocab import iri
+from sbu.memory.vocab import META, SBU, iri
 
 KEY = bytes(range(32))
 CYRILLIC = str.maketrans("aeopcxyAEOPCXKMHT", "аеорсхуАЕОРСХКМНТ")  # Latin → Cyrillic look-alikes
@@ -95,8 +98,29 @@ def test_a_date_a_retained_patient_shares_is_not_blocked_whoever_the_note_is_abo
     ingest(store, corpus)
     patient, other = corpus.splits["forget10"][0], corpus.splits["retain"][0]
     date = next(f.value for f in corpus.facts if f.about == patient and f.attribute == "last_visit")
-    store.update(f'INSERT {{ GRAPH {iri("fact/x/visit").n3()} {{ {iri(other).n3()} '
-                 f'<https://w3id.org/sbu/ns#visit> "{date}" }} }} WHERE {{}}')
+    store.add_quads([(iri(other), SBU.visit, Literal(date), iri("fact/x/visit"))])  # sealed and tagged as written
+    barrier = Barrier(KEY)
+    forget(store, [patient], barrier)
+    assert barrier.check(f"Visit on {date}.", [other]), "a shared date stays bound to the forgotten patient"
+    assert not barrier.check(f"Visit on {date}.", [patient])
+
+
+
+@pytest.mark.parametrize("held_as", ["value", "text"])
+def test_a_date_a_retained_patient_shares_in_a_sealed_literal_is_not_blocked(held_as):
+    """The same, with the retained patient's date stored sealed (as every ingested value and text is): the
+    store's content is ciphertext, so whether a value is shared is decided on the opened literals."""
+    corpus = generate(CohortConfig(n_patients=12, seed=3))
+    store = open_store("oxigraph:")
+    ingest(store, corpus)
+    patient, other = corpus.splits["forget10"][0], corpus.splits["retain"][0]
+    date = next(f.value for f in corpus.facts if f.about == patient and f.attribute == "last_visit")
+    quad = ((iri(other), SBU.visit, Literal(date), iri("fact/x/visit")) if held_as == "value" else
+            (iri("episode/x"), SBU.text, Literal(f"Seen on {date} for a check-up."), META))
+    store.add_quads([quad])
+    s, p, _, g = quad
+    [(o,)] = store.query(f"SELECT ?o WHERE {{ GRAPH {g.n3()} {{ {s.n3()} {p.n3()} ?o }} }}")
+    assert is_sealed(o)
     barrier = Barrier(KEY)
     forget(store, [patient], barrier)
     assert barrier.check(f"Visit on {date}.", [other]), "a shared date stays bound to the forgotten patient"
@@ -151,3 +175,40 @@ def test_refusals_are_counted_by_reason():
         assert not barrier.check(text)
     assert barrier.refused == 4
     assert barrier.refusals == Counter({"name": 2, "unique_value": 1, "id": 1, "iri": 1})
+
+
+def test_a_value_a_retained_note_writes_in_another_form_is_shared_and_a_forgotten_nodes_tags_go_with_it():
+    """The value tags find a retained holder whatever the separators (an index lookup, never a scan), and a forget
+    deletes the tags of every node it prunes or tombstones."""
+    corpus = generate(CohortConfig(n_patients=12, seed=3))
+    store = open_store("oxigraph:")
+    ingest(store, corpus)
+    patient, other = corpus.splits["forget10"][0], corpus.splits["retain"][0]
+    mrn = next(f.value for f in corpus.facts if f.about == patient and f.attribute == "mrn")
+    digits = "".join(c for c in mrn if c.isdigit())
+    spaced = " ".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+    store.add_quads([(iri("note/x"), SBU.text, Literal(f"Record {spaced} was misfiled."), META),
+                     (iri("note/x"), SBU.about, iri(other), META)])
+    assert store.tagged()
+    barrier = Barrier(KEY)
+    plan, _ = forget(store, [patient], barrier)
+    assert barrier.check(f"Record {mrn} was misfiled.", [other]), "a value a retained note carries is shared"
+    query = f"SELECT ?n WHERE {{ GRAPH {META.n3()} {{ ?n {SBU.carries.n3()} ?t }} }}"
+    carriers = {str(r[0]) for r in store.query(query)}
+    assert carriers and not carriers & {str(n) for n in plan.closure}
+
+
+def test_a_memory_written_without_value_tags_is_read_in_full():
+    """A memory begun by an older sbu (no tags, not flagged) still finds a shared value, by reading its texts."""
+    corpus = generate(CohortConfig(n_patients=12, seed=3))
+    store = open_store("oxigraph:", sealed=False)
+    store.update(f'INSERT {{ GRAPH {META.n3()} {{ {iri("note/old").n3()} {SBU.text.n3()} "old" }} }} WHERE {{}}')
+    ingest(store, corpus)  # into a memory that was not empty: its literals are tagged from now on, it is not
+    assert not store.tagged()
+    patient, other = corpus.splits["forget10"][0], corpus.splits["retain"][0]
+    date = next(f.value for f in corpus.facts if f.about == patient and f.attribute == "last_visit")
+    store.update(f'INSERT {{ GRAPH {iri("fact/x/visit").n3()} {{ {iri(other).n3()} '
+                 f'<https://w3id.org/sbu/ns#visit> "{date}" }} }} WHERE {{}}')  # written without tags
+    barrier = Barrier(KEY)
+    forget(store, [patient], barrier)
+    assert barrier.check(f"Visit on {date}.", [other])

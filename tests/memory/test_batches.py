@@ -87,8 +87,11 @@ def test_a_back_end_failing_part_way_leaves_a_memory_that_applying_the_plan_agai
     barrier = Barrier.load(store, KEY)
     names = [e.name for e in smoke.entities if e.id in targets]
     assert not any(barrier.check(f"{n} is back", count=False) for n in names), "the barrier holds part-way"
-    apply_forget(store, plan, Barrier(KEY), now=WHEN)
+    keys = store.key_store()
+    assert keys.pending(), "the keys stay marked, not destroyed, while the graph is half-changed"
+    result = apply_forget(store, plan, Barrier(KEY), now=WHEN)
     assert memory_content(store) == memory_content(reference)
+    assert keys.pending() == [] and keys.get(str(n) for n in result.pruned | result.tombstoned) == {}
 
 
 def test_batches_keep_each_group_whole_and_under_the_limit():

@@ -13,7 +13,7 @@ from sbu.memory.closure import seeds_of
 from sbu.memory.forget import forget
 from sbu.memory.ingest import ingest
 from sbu.memory.sparql import load_query, with_values
-from sbu.memory.vocab import ID_BASE, PROV, SBU, iri
+from sbu.memory.vocab import ID_BASE, META, PROV, SBU, iri
 
 KEY = bytes(range(32))
 LIVE_DERIVATIONS = """PREFIX prov: <http://www.w3.org/ns/prov#>
@@ -68,7 +68,9 @@ def test_successors_derive_from_retained_sources_only(forgotten):
     store, corpus, patient, plan, result, _ = forgotten
     assert set(result.successors) == set(plan.shared)
     for old, new in result.successors.items():
-        rows = {(str(r[1]), str(r[2])) for r in store.query(with_values(load_query("metadata"), "x", [new]))}
+        found = [(new, URIRef(str(r[1])), r[2], META) for r in
+                 store.query(with_values(load_query("metadata"), "x", [new]))]
+        rows = {(str(p), str(o)) for (_, p, _, _), o in zip(found, store.reveal(found))}
         sources = {URIRef(o) for p, o in rows if p == str(PROV.wasDerivedFrom)}
         assert (str(PROV.wasRevisionOf), str(old)) in rows
         assert sources and not sources & plan.closure

@@ -13,6 +13,7 @@ from sbu.memory.barrier import Barrier
 from sbu.memory.forget import apply_forget
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
+from sbu.memory.texts import live_texts
 from sbu.memory.vocab import iri
 
 from .test_forget import LIVE_DERIVATIONS
@@ -20,9 +21,6 @@ from .test_forget import LIVE_DERIVATIONS
 KINDS = ("episode", "patient_summary", "condition_summary", "cached_answer")
 PROPERTY = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-LIVE_TEXTS = """SELECT ?t WHERE { GRAPH <https://w3id.org/sbu/graph/meta> {
-  ?x <https://w3id.org/sbu/ns#text> ?t FILTER NOT EXISTS { ?x <http://www.w3.org/ns/prov#wasInvalidatedBy> ?r } } }"""
-
 
 @st.composite
 def requests(draw):
@@ -113,7 +111,7 @@ def test_applying_changes_only_the_closure_and_keeps_every_retained_fact(oxigrap
             after = store.nquads()
             kept = [line for line in before if not any(f"<{x}>" in line for x in touched)]
             assert set(kept) <= set(after.splitlines()), "something outside the closure changed"
-            live = {str(r[0]) for r in store.query(LIVE_TEXTS)}
+            live = set(live_texts(store).values())
             retained = [f for f in corpus.facts if f.id not in closed]
             assert {f.text for f in retained} <= live, "a retained fact is no longer readable"
             derived_from = {URIRef(str(r[1])) for r in store.query(LIVE_DERIVATIONS)}
