@@ -59,7 +59,7 @@ def test_a_request_commits_and_nothing_it_wrote_holds_forgotten_plaintext(tiny_c
     written = _files_text(tmp_path / "work")  # journal, certificate, adapters, model, logs
     leaked = [s for s in secrets if len(s) >= 4 and re.search(re.escape(s), written)]
     assert leaked == [], f"plaintext of forgotten data in the work folder: {leaked}"
-    with pytest.raises(StoreError, match="already committed|no assertion"):
+    with pytest.raises(StoreError, match="already forgotten \\(request "):
         protocol.submit([patient])
 
 
