@@ -411,33 +411,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("cohort", write_cohort, "write the synthetic cohort of a profile as JSONL")
     profile_and_seed(p, "the cohort of a profile")
     p.add_argument("--out", metavar="DIR",
-                   help="the folder to write (default: data/cohort-PROFILE, or data/cohort-PROFILE-seedN "
-                   "for a seed other than 0)")
+                   help="the folder to write (default: data/cohort-PROFILE, or data/cohort-PROFILE-seedN for a "
+                   "seed other than 0)")
 
     p = command("ingest", ingest, "load a corpus into an empty memory store")
     p.add_argument("--store", required=True, metavar="URL",
-                   help="oxigraph:PATH (a folder; made if missing) or an endpoint "
-                   "http://HOST:PORT/query")
+                   help="oxigraph:PATH (a new or empty folder, made if missing) or an endpoint http://HOST:PORT/query")
     p.add_argument("--corpus", metavar="DIR",
                    help="a corpus folder, written by sbu cohort or Corpus.write (default: the profile's cohort)")
     profile_and_seed(p, "the cohort to load without --corpus")
 
     p = command("forget", forget, "forget patients from memory and weights together (journaled; resumable)")
     p.add_argument("--patient", action="append", required=True, metavar="ID",
-                   help="an entity id such as patient/p007 (repeat "
-                   "for several in one request)")
+                   help="an entity id such as patient/p007 (repeat for several in one request)")
     p.add_argument("--store", required=True, metavar="URL",
-                   help="oxigraph:PATH (a store made by sbu ingest) or an endpoint "
-                   "http://HOST:PORT/query")
+                   help="oxigraph:PATH (a store made by sbu ingest) or an endpoint http://HOST:PORT/query")
     p.add_argument("--model", metavar="DIR",
-                   help="the agent's model folder (default: the profile's base model, from the model "
-                   "cache or trained into it)")
+                   help="the agent's model folder (default: the profile's base model, from the model cache or "
+                   "trained into it)")
     p.add_argument("--corpus", metavar="DIR", help="the corpus the probes come from (default: the profile's cohort)")
     profile_and_seed(p, "the cohort and base model without --corpus or --model",
                      "the cohort, of training and of unlearning")
     p.add_argument("--work", default="results/forget", metavar="DIR",
-                   help="the folder of the journal, adapters, models, "
-                   "certificates and standing obligations (sbu resume and sbu obligations read it)")
+                   help="the folder of the journal, adapters, models, certificates and standing obligations "
+                   "(sbu resume and sbu obligations read it)")
     p.add_argument("--method", default="sra", help="the unlearning method of each round (any name registered in "
                    "sbu.unlearn.METHODS)")
     p.add_argument("--steps", type=int, help="unlearning steps per round (default: the profile's unlearning budget)")
