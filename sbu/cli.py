@@ -17,9 +17,12 @@ import json
 import sys
 from pathlib import Path
 
-from sbu.errors import SbuError
+from sbu import __version__
+from sbu.errors import SbuError, StoreError
 
 PROJECT = Path(__file__).resolve().parents[1]
+DESCRIPTION = ("Forget patients from an LLM agent's memory (an RDF graph) and its weights (a LoRA update) together, "
+               "and run the notebooks and studies that measure it. `sbu COMMAND --help` shows a command's options.")
 
 
 def _notebooks(names: list[str] | None) -> list[Path]:
@@ -115,31 +118,84 @@ def write_cohort(args) -> int:
     from sbu.config import ExperimentConfig
     from sbu.data import cohort
 
-    config = ExperimentConfig.from_profile(args.profile, seed=args.seed or 0)
-    paths = cohort.generate(config.cohort).write(args.out)
+    config = ExperimentConfig.from_profile(args.profile, seed=args.seed)
+    out = args.out or f"data/cohort-{args.profile}" + (f"-seed{args.seed}" if args.seed else "")
+    paths = cohort.generate(config.cohort).write(out)
     print(json.dumps([str(p) for p in paths], indent=1))
     return 0
 
 
+def _profile_config(ref: dict):
+    """The experiment settings of a corpus reference's profile and seed (the cohort and its base model)."""
+    from sbu.config import ExperimentConfig
+
+    return ExperimentConfig.from_profile(ref.get("profile", "smoke"), seed=ref.get("seed", 0), dataset="cohort")
+
+
 def _corpus(ref: dict):
+    """The corpus of a reference: a folder written by ``Corpus.write``, else the profile's cohort (made in memory;
+    nothing is written)."""
+    from sbu.data import cohort
     from sbu.data.schema import Corpus
-    from sbu.experiment import Experiment
 
     if ref.get("dir"):
         return Corpus.read(ref["dir"])
-    return Experiment.from_params(profile=ref.get("profile", "smoke"), seed=ref.get("seed", 0)).corpus
+    return cohort.generate(_profile_config(ref).cohort)
 
 
 def _corpus_ref(args) -> dict:
-    if args.corpus:
-        return {"dir": str(Path(args.corpus).resolve())}
-    return {"profile": args.profile, "seed": args.seed or 0}
+    """How a command (and ``sbu resume``, from the journal) finds the corpus: a folder, else the profile's cohort. The
+    profile and seed also name the base model used without ``--model``."""
+    ref = {"profile": args.profile, "seed": args.seed}
+    return {"dir": str(Path(args.corpus).resolve()), **ref} if args.corpus else ref
+
+
+def _lasting_store(url: str, command: str) -> None:
+    """Refuse a memory that ends with the process: what ``command`` writes or resumes must outlive it."""
+    scheme, _, rest = url.partition(":")
+    if scheme in ("http", "https") or (scheme == "oxigraph" and rest):
+        return
+    gone = ", a memory that is gone when the command exits" if scheme in ("oxigraph", "memory") and not rest else ""
+    raise StoreError(f"sbu {command} needs a memory that outlives the process: oxigraph:PATH (a folder on disk) or "
+                     f"a SPARQL endpoint http://HOST:PORT/query; got {url!r}{gone}")
+
+
+def _existing_store(url: str) -> None:
+    """An on-disk memory must already hold a store: say how to make one, before anything else is done."""
+    from sbu.memory.store import finish_compaction, holds_store
+
+    _lasting_store(url, "forget")
+    scheme, _, rest = url.partition(":")
+    path = Path(rest).expanduser()
+    if scheme != "oxigraph":
+        return
+    finish_compaction(path)  # as opening it would: a rewrite a crash interrupted is put in place first
+    if holds_store(path):
+        return
+    if path.is_dir() and any(path.iterdir()) or path.exists() and not path.is_dir():
+        raise StoreError(f"{str(path)!r} holds other files, not a memory store: give the folder of a store that "
+                         "`sbu ingest` made")
+    what = "is an empty folder" if path.exists() else "does not exist"
+    raise StoreError(f"no memory store at {str(path)!r} (it {what}): make one with `sbu ingest --store {url}` "
+                     "(it loads a corpus into a new store there), or give the folder of an existing store")
+
+
+def _new_store(url: str) -> None:
+    """``sbu ingest`` makes a store in a new or empty folder (or fills an empty store), never among other files."""
+    from sbu.memory.store import holds_store
+
+    _lasting_store(url, "ingest")
+    scheme, _, rest = url.partition(":")
+    path = Path(rest).expanduser()
+    if scheme == "oxigraph" and path.is_dir() and any(path.iterdir()) and not holds_store(path):
+        raise StoreError(f"{str(path)!r} holds other files, not a memory store: give a new or empty folder")
 
 
 def ingest(args) -> int:
     from sbu.memory import open_store
     from sbu.memory.ingest import ingest as ingest_corpus
 
+    _new_store(args.store)
     corpus = _corpus(_corpus_ref(args))
     with open_store(args.store) as store:
         if len(store):
@@ -154,18 +210,33 @@ def _say(message: str) -> None:
     print(f"[sbu forget] {message}", flush=True)
 
 
-def _protocol(work: Path, store, model_path: str | None, corpus_ref: dict, config):
-    from sbu.experiment import Experiment
+def _protocol(work: Path, store, model_path: str | None, corpus_ref: dict, corpus, config):
+    """The protocol with its model: ``model_path``, else the profile's base model (from the cache, or trained)."""
+    from sbu.data import cohort
+    from sbu.model.cache import trained_model
     from sbu.model.network import load
     from sbu.sync import ForgetProtocol
 
-    corpus = _corpus(corpus_ref)
     if model_path:
         lm = load(model_path)
     else:
-        exp = Experiment.from_params(profile=corpus_ref.get("profile", "smoke"), seed=corpus_ref.get("seed", 0))
-        lm = exp.base_model()
+        settings = _profile_config(corpus_ref)
+        lm = trained_model(cohort.generate(settings.cohort), settings.model, settings.train)  # as Experiment's
     return ForgetProtocol(work, store, lm, corpus, config, corpus_ref=corpus_ref, log=_say)
+
+
+def _check_patients(store, work: Path, patients: list[str]) -> None:
+    """Every patient against memory and the work folder's journal, before any model is loaded or trained."""
+    from sbu.journal import Journal
+    from sbu.memory.barrier import Barrier
+    from sbu.sync import check_targets
+
+    journal = Journal(work / "journal.jsonl")
+    keys = ()
+    if journal.records():  # the keys hash the ids the journal holds; an empty journal needs none (none is made)
+        barrier = Barrier.load(store)
+        keys = (barrier.key, *barrier.retired)
+    check_targets(store, journal, patients, keys)
 
 
 def _unlearn_budget(args) -> dict:
@@ -177,18 +248,17 @@ def _unlearn_budget(args) -> dict:
 
 
 def forget(args) -> int:
-    from sbu.errors import StoreError
     from sbu.memory import open_store
     from sbu.sync import ProtocolConfig
 
-    if not args.store.startswith("oxigraph:") or args.store == "oxigraph:":
-        if not args.store.startswith("http"):
-            raise StoreError(f"sbu forget needs a memory that outlives the process (oxigraph:PATH or an endpoint), "
-                             f"got {args.store!r}: an in-memory store could not be resumed")
+    _existing_store(args.store)
     config = ProtocolConfig(epsilon=args.epsilon, max_rounds=args.max_rounds, method=args.method,
-                            unlearn=_unlearn_budget(args), seed=args.seed or 0)
+                            unlearn=_unlearn_budget(args), seed=args.seed)
+    corpus_ref = _corpus_ref(args)
+    corpus = _corpus(corpus_ref)
     with open_store(args.store, create=False) as store:
-        protocol = _protocol(Path(args.work), store, args.model, _corpus_ref(args), config)
+        _check_patients(store, Path(args.work), args.patient)
+        protocol = _protocol(Path(args.work), store, args.model, corpus_ref, corpus, config)
         certificate = protocol.submit(args.patient)
     _say(f"COMMITTED after {certificate.rounds} round(s); certificate {Path(args.work) / certificate.request}"
          "/certificate.json")
@@ -198,7 +268,7 @@ def forget(args) -> int:
 
         from sbu.model.cache import models_trained_on
 
-        gone = models_trained_on(_corpus(_corpus_ref(args)), args.patient)
+        gone = models_trained_on(corpus, args.patient)
         for path in gone:
             shutil.rmtree(path)
         _say(f"purged {len(gone)} cached model(s) trained on data that held the forgotten patient(s); the next run "
@@ -221,7 +291,8 @@ def resume(args) -> int:
         config = ProtocolConfig(**received["config"])
         _say(f"resuming {request} after {journal.records(request)[-1]['state']}")
         with open_store(received["store"], create=False) as store:
-            protocol = _protocol(Path(args.work), store, received["model"], received["corpus"], config)
+            protocol = _protocol(Path(args.work), store, received["model"], received["corpus"],
+                                 _corpus(received["corpus"]), config)
             certificate = protocol.resume(request)
         _say(f"COMMITTED {request} after {certificate.rounds} round(s)")
     return 0
@@ -276,109 +347,139 @@ def rotate_key(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sbu", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default: the value, or in words where the help gives it (``(default: …)``
+    already written, for a default computed at run time). Flags, required options and positionals show none."""
 
-    p = sub.add_parser("run", help="execute the notebooks with papermill into results/<timestamp>/")
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if ("(default" in text or action.required or not action.option_strings or action.nargs == 0
+                or action.default in (None, argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sbu", description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sbu {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
+                           formatter_class=HelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    profiles = ", ".join(sorted(p.stem for p in (PROJECT / "params" / "profiles").glob("*.yaml")))
+
+    def profile_and_seed(p: argparse.ArgumentParser, what: str, seeded: str = "the cohort and of training") -> None:
+        p.add_argument("--profile", default="smoke", help=f"{what}: one of {profiles} "
+                       "(params/profiles/PROFILE.yaml)")
+        p.add_argument("--seed", type=int, default=0, help=f"the seed of {seeded}")
+
+    p = command("run", run, "execute the notebooks with papermill into results/<timestamp>/")
     p.add_argument("--profile", default="smoke",
-                   help="smoke (default), smoke-study or paper: reads params/<profile>.yaml")
-    p.add_argument("--params", help="a YAML file of notebook parameters instead of the profile's")
-    p.add_argument("--seed", type=int)
+                   help=f"the notebook parameters of a profile, params/PROFILE.yaml: one of {profiles}")
+    p.add_argument("--params", help="a YAML file of notebook parameters (default: the profile's)")
+    p.add_argument("--seed", type=int, help="the notebooks' seed (default: the parameter file's)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a notebook "
                    "parameter, VALUE read as YAML (-p seed 7, -p forget_splits [forget05]); checked before any run")
     p.add_argument("--prepare-only", action="store_true", help="write the notebooks with their parameters "
                    "injected, not run (course handouts)")
-    p.add_argument("--out", help="output folder (default results/<timestamp>)")
-    p.add_argument("notebooks", nargs="*", help="run only these notebooks (name prefixes such as 01 or 02)")
-    p.set_defaults(func=run)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<timestamp> in the checkout)")
+    p.add_argument("notebooks", nargs="*", help="run only these notebooks (name prefixes such as 01 or 02; "
+                   "default: all four)")
 
-    p = sub.add_parser("batch", help="run one notebook over a parameter grid (a sweep file), resumably, into "
-                       "results/NAME/<run-id>/", description="Run the notebook of a sweep file once per combination "
-                       "of its grid with papermill, in --workers processes or on a Dask cluster, into "
-                       "OUT/NAME/<run-id>/ (NAME: the sweep file's name); then OUT/NAME/results.csv (every run's "
-                       "table), runs.csv and, for a long-format table, summary.csv and summary.png/.svg (the metrics "
-                       "the file's plot: names, else at most 12). Started again, it skips finished runs and retries "
-                       "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
-                       "sweep file, its folder or the cluster is wrong (nothing is run then). The file format is in "
-                       "sbu/batch/__init__.py.")
+    p = command("batch", batch, "run one notebook over a parameter grid (a sweep file), resumably, into "
+                "results/NAME/<run-id>/", description="Run the notebook of a sweep file once per combination "
+                "of its grid with papermill, in --workers processes or on a Dask cluster, into "
+                "OUT/NAME/<run-id>/ (NAME: the sweep file's name); then OUT/NAME/results.csv (every run's "
+                "table), runs.csv and, for a long-format table, summary.csv and summary.png/.svg (the metrics "
+                "the file's plot: names, else at most 12). Started again, it skips finished runs and retries "
+                "failed or interrupted ones. Exit status 0 if every run finished, 1 if any failed, 2 if the "
+                "sweep file, its folder or the cluster is wrong (nothing is run then). The file format is in "
+                "sbu/batch/__init__.py.")
     p.add_argument("sweep", help="a sweep file, e.g. params/sweeps/seeds.yaml")
     p.add_argument("--workers", type=int, default=1,
-                   help="notebooks running at once (default 1); each gets the cores / WORKERS as its thread count "
+                   help="notebooks running at once; each gets the cores / WORKERS as its thread count "
                    "unless OMP_NUM_THREADS is set")
-    p.add_argument("--out", help="folder that receives NAME/ (default results/)")
+    p.add_argument("--out", metavar="DIR", help="folder that receives NAME/ (default: results/ of this checkout)")
     p.add_argument("--notebooks-dir", help="where the sweep's notebook: is looked up by name or name prefix "
-                   "(default notebooks/ of this checkout; the tests use tests/data)")
+                   "(default: notebooks/ of this checkout; the tests use tests/data)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run each run on a worker of this Dask scheduler "
                    "(`dask scheduler`, `dask worker`); the checkout and --out must be on a file system the workers "
-                   "share; each run gets its worker's threads")
+                   "share; each run gets its worker's threads (default: local processes)")
     p.add_argument("--cluster", nargs=2, metavar=("SYSTEM", "CONFIG.yaml"), help="start the Dask workers as batch "
                    "jobs through dask-jobqueue: SYSTEM is slurm, pbs, sge or lsf, CONFIG.yaml its settings (cores, "
-                   "memory, queue, walltime, …) and jobs: how many")
-    p.set_defaults(func=batch)
+                   "memory, queue, walltime, …) and jobs: how many (default: local processes)")
 
-    p = sub.add_parser("study-report", help="notebook 04's tables, figures and claims from a sweep whose runs each "
-                       "hold some splits or seeds", description="Read every finished run of a notebook-04 sweep "
-                       "(results.csv and rounds.csv of results/NAME/<run-id>/) as one study and write what notebook "
-                       "04 writes after its run: summary.csv, main_table_<split>.csv, claims.csv, privacy_utility, "
-                       "backflow and costs (.png, .svg). For a long study run in pieces, e.g. "
-                       "params/sweeps/paper.yaml (one run per split and seed, each resumable).")
+    p = command("study-report", study_report, "notebook 04's tables, figures and claims from a sweep whose runs "
+                "each hold some splits or seeds", description="Read every finished run of a notebook-04 sweep "
+                "(results.csv and rounds.csv of results/NAME/<run-id>/) as one study and write what notebook "
+                "04 writes after its run: summary.csv, main_table_<split>.csv, claims.csv, privacy_utility, "
+                "backflow and costs (.png, .svg). For a long study run in pieces, e.g. "
+                "params/sweeps/paper.yaml (one run per split and seed, each resumable).")
     p.add_argument("folder", help="the sweep's folder, e.g. results/paper")
-    p.add_argument("--out", help="where to write (default FOLDER/study)")
-    p.add_argument("--headline-split", help="the split of the backflow figure (default forget05 if present)")
-    p.set_defaults(func=study_report)
+    p.add_argument("--out", metavar="DIR", help="where to write (default: FOLDER/study)")
+    p.add_argument("--headline-split", help="the split of the backflow figure (default: forget05 if the study has "
+                   "it, else its first split)")
 
-    p = sub.add_parser("model-report", help="train or load the base and retrain models and print their targets")
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--forget-split", default="forget05")
-    p.add_argument("--out", default="results/model-report")
-    p.set_defaults(func=model_report)
+    p = command("model-report", model_report, "train or load the base and retrain models and print their targets")
+    profile_and_seed(p, "the models and cohort of a profile")
+    p.add_argument("--forget-split", default="forget05", help="the patients the retrain model leaves out: forget01, "
+                   "forget05 or forget10")
+    p.add_argument("--out", metavar="DIR", default="results/model-report",
+                   help="where model_table.csv and metrics.json go")
 
-    p = sub.add_parser("cohort", help="write the synthetic cohort of a profile as JSONL")
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", default="data/cohort-smoke")
-    p.set_defaults(func=write_cohort)
+    p = command("cohort", write_cohort, "write the synthetic cohort of a profile as JSONL")
+    profile_and_seed(p, "the cohort of a profile")
+    p.add_argument("--out", metavar="DIR",
+                   help="the folder to write (default: data/cohort-PROFILE, or data/cohort-PROFILE-seedN for a "
+                   "seed other than 0)")
 
-    p = sub.add_parser("ingest", help="load a corpus into an empty memory store")
-    p.add_argument("--store", required=True, help="oxigraph:PATH, or an endpoint http://HOST:PORT/query")
-    p.add_argument("--corpus", help="a corpus folder (Corpus.write); default: the profile's cohort")
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--seed", type=int)
-    p.set_defaults(func=ingest)
+    p = command("ingest", ingest, "load a corpus into an empty memory store")
+    p.add_argument("--store", required=True, metavar="URL",
+                   help="oxigraph:PATH (a new or empty folder, made if missing) or an endpoint http://HOST:PORT/query")
+    p.add_argument("--corpus", metavar="DIR",
+                   help="a corpus folder, written by sbu cohort or Corpus.write (default: the profile's cohort)")
+    profile_and_seed(p, "the cohort to load without --corpus")
 
-    p = sub.add_parser("forget", help="forget patients from memory and weights together (journaled; resumable)")
-    p.add_argument("--patient", action="append", required=True, help="an entity id such as patient/p007 (repeat "
-                   "for several in one request)")
-    p.add_argument("--store", required=True, help="oxigraph:PATH, or an endpoint http://HOST:PORT/query")
-    p.add_argument("--model", help="the agent's model folder (default: the profile's base model)")
-    p.add_argument("--corpus", help="the corpus the probes come from (default: the profile's cohort)")
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--work", default="results/forget", help="journal, adapters, models and certificates")
-    p.add_argument("--method", default="sra", help="the unlearning method of each round (default: sra; any name "
-                   "registered in sbu.unlearn.METHODS)")
+    p = command("forget", forget, "forget patients from memory and weights together (journaled; resumable)")
+    p.add_argument("--patient", action="append", required=True, metavar="ID",
+                   help="an entity id such as patient/p007 (repeat for several in one request)")
+    p.add_argument("--store", required=True, metavar="URL",
+                   help="oxigraph:PATH (a store made by sbu ingest) or an endpoint http://HOST:PORT/query")
+    p.add_argument("--model", metavar="DIR",
+                   help="the agent's model folder (default: the profile's base model, from the model cache or "
+                   "trained into it)")
+    p.add_argument("--corpus", metavar="DIR", help="the corpus the probes come from (default: the profile's cohort)")
+    profile_and_seed(p, "the cohort and base model without --corpus or --model",
+                     "the cohort, of training and of unlearning")
+    p.add_argument("--work", default="results/forget", metavar="DIR",
+                   help="the folder of the journal, adapters, models, certificates and standing obligations "
+                   "(sbu resume and sbu obligations read it)")
+    p.add_argument("--method", default="sra", help="the unlearning method of each round (any name registered in "
+                   "sbu.unlearn.METHODS)")
     p.add_argument("--steps", type=int, help="unlearning steps per round (default: the profile's unlearning budget)")
     p.add_argument("--epsilon", type=float, default=0.15, help="leakage allowed at commit")
-    p.add_argument("--max-rounds", type=int, default=3)
+    p.add_argument("--max-rounds", type=int, default=3, help="memory → parameter → verify rounds at most, while "
+                   "leakage exceeds --epsilon")
     p.add_argument("--purge-caches", action="store_true", help="after the commit, delete the cached models that "
                    "were trained on the forgotten patients (training caches hold the data; see RELIABILITY.md)")
-    p.set_defaults(func=forget)
 
-    p = sub.add_parser("resume", help="finish every forget request of a work folder that did not commit")
-    p.add_argument("--work", default="results/forget")
-    p.set_defaults(func=resume)
+    p = command("resume", resume, "finish every forget request of a work folder that did not commit")
+    p.add_argument("--work", default="results/forget", metavar="DIR", help="the --work folder of sbu forget")
 
-    p = sub.add_parser("obligations", help="list the standing obligations of a work folder (request id, state, "
-                       "clean consolidations so far / to discharge)")
-    p.add_argument("--work", default="results/forget")
-    p.set_defaults(func=obligations)
+    p = command("obligations", obligations, "list the standing obligations of a work folder (request id, state, "
+                "clean consolidations so far / to discharge)")
+    p.add_argument("--work", default="results/forget", metavar="DIR", help="the --work folder of sbu forget")
 
-    p = sub.add_parser("rotate-key", help="put a new barrier key first in the key file (old ones keep checking)")
-    p.set_defaults(func=rotate_key)
+    command("rotate-key", rotate_key, "put a new barrier key first in the key file (old ones keep checking)")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except SbuError as err:

@@ -3,8 +3,9 @@
     RECEIVED → BARRIER → MEMORY → PARAMETER → VERIFY ─(leakage > ε and round < K)→ MEMORY …
                                                      └────────────────────────────→ COMMITTED
 
-- **RECEIVED**: the request is checked against memory (an unknown id is a clear error and nothing is written),
-  then journaled; its targets are sealed (:class:`sbu.journal.Sealer`), never written in clear.
+- **RECEIVED**: the request is checked against memory and the journal (:func:`check_targets`: an unknown id, or
+  one a request already forgot, is a clear error and nothing is written), then journaled; its targets are sealed
+  (:class:`sbu.journal.Sealer`), never written in clear.
 - **BARRIER**: the plan is computed and the blocklist raised — from here on nothing about the targets can be
   written back, whatever else is still running.
 - **MEMORY**: closure, prune, tombstone + redact, repair; the retrieval index follows in the same step; the data
@@ -167,18 +168,17 @@ class ForgetProtocol:
     # -- entry points ----------------------------------------------------------------------------------------
     def submit(self, targets: Sequence[str] | str) -> Certificate:
         """Receive a request for ``targets`` (entity ids) and run it to COMMITTED."""
-        targets = _checked_targets(targets)
-        plan = plan_forget(self.store, targets)  # a bad request is a clear StoreError here; nothing written yet
-        request = str(request_iri(self.key, plan.targets))
-        token = request.rsplit("/", 1)[1]
-        if any(r["state"] == "COMMITTED" for r in self.journal.records(token)):
-            raise StoreError("this request was already committed; its certificate is in "
-                             f"{self.work / token / 'certificate.json'}")
-        if not self.journal.records(token):
-            self._record(token, "RECEIVED", sealed=self.sealer.seal({"targets": list(plan.targets)}),
-                         targets=[keyed_hash(self.key, "id", t) for t in plan.targets],
-                         store=self.store.url, model=str(self.lm.path), corpus=self.corpus_ref,
-                         config=asdict(self.config), format=JOURNAL_FORMAT)
+        ids = tuple(dict.fromkeys(record_id(t) for t in _checked_targets(targets)))
+        token = str(request_iri(self.key, ids)).rsplit("/", 1)[1]
+        records = self.journal.records(token)
+        if records and records[-1]["state"] != "COMMITTED":
+            return self.resume(token)  # the same request again, interrupted: finish it
+        check_targets(self.store, self.journal, ids, (self.key, *self.barrier.retired))
+        plan = plan_forget(self.store, ids)
+        self._record(token, "RECEIVED", sealed=self.sealer.seal({"targets": list(plan.targets)}),
+                     targets=[keyed_hash(self.key, "id", t) for t in plan.targets],
+                     store=self.store.url, model=str(self.lm.path), corpus=self.corpus_ref,
+                     config=asdict(self.config), format=JOURNAL_FORMAT)
         return self.resume(token)
 
     def resume(self, request: str) -> Certificate:
@@ -504,6 +504,56 @@ def _checked_targets(targets) -> list[str]:
         raise StoreError(f"the request names {len(twice)} entit{'y' if len(twice) == 1 else 'ies'} twice (an id and "
                          "its IRI count as the same); name each once")
     return list(targets)
+
+
+@dataclass(frozen=True)
+class PastRequest:
+    """A journaled request that named an entity: its id, whether it committed, and when (ISO time, UTC) it
+    committed or, if it did not, was received."""
+
+    request: str
+    committed: bool
+    at: str
+
+    def when(self) -> str:
+        return self.at[:16].replace("T", " ") + " UTC"
+
+
+def past_requests(journal: Journal, keys: Sequence[bytes], entity: str) -> list[PastRequest]:
+    """The journal's requests that named ``entity``, oldest first, found by the keyed hashes of their targets (under
+    the barrier's current key or a retired one), so that nothing but the id asked about is ever compared."""
+    hashes = {keyed_hash(key, "id", record_id(entity)) for key in keys}
+    by_request: dict[str, list[dict]] = {}
+    for record in journal.records():  # read once: one journal holds every request of its work folder
+        by_request.setdefault(record["request"], []).append(record)
+    found = []
+    for request, records in by_request.items():
+        if hashes & set(records[0].get("targets", ())):
+            committed = records[-1]["state"] == "COMMITTED"
+            found.append(PastRequest(request, committed, records[-1 if committed else 0]["at"]))
+    return found
+
+
+def check_targets(store: MemoryStore, journal: Journal, targets: Sequence[str],
+                  keys: Sequence[bytes] = ()) -> None:
+    """Refuse a request before anything is loaded or written when memory holds nothing about one of its targets: the
+    error says whether a journaled request already forgot it (its id and date), is still forgetting it, or no
+    request ever named it. ``keys``: the barrier's keys (current first), needed only when the journal is not empty."""
+    for target in _checked_targets(list(targets)):
+        entity = record_id(target)
+        if seeds_of(store, entity):
+            continue
+        past = past_requests(journal, keys, entity) if journal.records() else []
+        done = [p for p in past if p.committed]
+        if done:
+            raise StoreError(f"{entity!r} is already forgotten (request {done[0].request}, {done[0].when()}); its "
+                             f"certificate is {journal.path.parent / done[0].request / 'certificate.json'}")
+        if past:
+            raise StoreError(f"{entity!r} is being forgotten by request {past[0].request} (received "
+                             f"{past[0].when()}), which has not committed: finish it with `sbu resume --work "
+                             f"{journal.path.parent}` (or ForgetProtocol.resume)")
+        raise StoreError(f"no assertion in memory is about {entity!r}, and no forget request in {journal.path} "
+                         "named it; check the id")
 
 
 def _plain(value) -> bool:

@@ -19,10 +19,10 @@ from sbu.errors import ConfigError, JournalError, StoreError
 from sbu.eval.exposure import forgotten_strings
 from sbu.journal import Journal, Sealer
 from sbu.memory import open_store
-from sbu.memory.barrier import Barrier, load_key
+from sbu.memory.barrier import Barrier, keyed_hash, load_key
 from sbu.memory.ingest import ingest
 from sbu.memory.texts import live_texts
-from sbu.sync import STATES, ForgetProtocol, ProtocolConfig, memory_content
+from sbu.sync import STATES, ForgetProtocol, ProtocolConfig, check_targets, memory_content
 
 FAST = ProtocolConfig(unlearn={"steps": 4, "batch_size": 4}, max_rounds=2, retained_probes=10)
 
@@ -60,8 +60,27 @@ def test_a_request_commits_and_nothing_it_wrote_holds_forgotten_plaintext(tiny_c
     written = _files_text(tmp_path / "work")  # journal, certificate, adapters, model, logs
     leaked = [s for s in secrets if len(s) >= 4 and re.search(re.escape(s), written)]
     assert leaked == [], f"plaintext of forgotten data in the work folder: {leaked}"
-    with pytest.raises(StoreError, match="already committed|no assertion"):
+    with pytest.raises(StoreError, match="already forgotten \\(request "):
         protocol.submit([patient])
+
+
+def test_an_id_memory_lacks_is_named_with_the_request_that_forgot_it_under_any_of_the_keys(tmp_path):
+    """The journal is searched by the keyed hash of the id only (no seal opened), under the current key or a retired
+    one: committed → "already forgotten (request, date)", received only → how to finish it, never named → check."""
+    store, journal = open_store("oxigraph:"), Journal(tmp_path / "journal.jsonl")
+    old, new = b"o" * 32, b"n" * 32
+    with pytest.raises(StoreError, match="no assertion in memory is about 'patient/p099', and no forget request"):
+        check_targets(store, journal, ["patient/p099"], ())
+    journal.append({"request": "r1", "state": "RECEIVED", "targets": [keyed_hash(old, "id", "patient/p099")]})
+    with pytest.raises(StoreError, match="being forgotten by request r1 .*`sbu resume --work "):
+        check_targets(store, journal, ["patient/p099"], (new, old))
+    journal.append({"request": "r1", "state": "COMMITTED"})
+    with pytest.raises(StoreError, match=r"'patient/p099' is already forgotten \(request r1, 20\d\d-\d\d-\d\d "):
+        check_targets(store, journal, ["patient/p099"], (new, old))
+    with pytest.raises(StoreError, match="no assertion in memory is about 'patient/p098'"):
+        check_targets(store, journal, ["patient/p098"], (new, old))
+    with pytest.raises(StoreError, match="no forget request"):  # a key that made none of the hashes finds nothing
+        check_targets(store, journal, ["patient/p099"], (new,))
 
 
 def test_a_bad_request_is_a_clear_error_and_writes_nothing(tiny_corpus, tiny_lm, tmp_path):

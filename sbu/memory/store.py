@@ -261,12 +261,14 @@ def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
     if path_text:
         path = Path(path_text).expanduser()
         finish_compaction(path)
-        if not path.exists() and (not create or not path.parent.is_dir()):
-            hint = "its parent folder does not exist" if create else "create=False and nothing is there"
-            raise StoreError(f"no memory store at {str(path)!r} ({hint}); give an existing folder, "
-                             "or 'oxigraph:' for an in-memory store")
         if path.exists() and not path.is_dir():
             raise StoreError(f"{str(path)!r} is a file, not a store folder")
+        if create and not path.exists() and not path.parent.is_dir():
+            raise StoreError(f"no memory store at {str(path)!r} and none can be made there: its parent folder "
+                             f"{str(path.parent)!r} does not exist")
+        if not create and not holds_store(path):
+            hint = "the folder holds no store" if path.exists() else "the folder does not exist"
+            raise StoreError(f"no memory store at {str(path)!r} ({hint}; create=False opens an existing one only)")
         try:
             dataset.open(str(path), create=not path.exists())
         except OSError as err:
@@ -277,6 +279,11 @@ def _open_oxigraph(url: str, path_text: str, create: bool) -> MemoryStore:
             raise StoreError(f"the memory store at {str(path)!r} cannot be opened: {err}") from None
         return MemoryStore(url, "oxigraph", dataset, path.resolve())
     return MemoryStore(url, "oxigraph", dataset)
+
+
+def holds_store(path: Path) -> bool:
+    """Does the folder hold an on-disk Oxigraph store (RocksDB's ``CURRENT`` file names its manifest)?"""
+    return (path / "CURRENT").is_file()
 
 
 def finish_compaction(path: Path) -> None:
