@@ -383,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help="a YAML file of notebook parameters (default: the profile's)")
     p.add_argument("--seed", type=int, help="the notebooks' seed (default: the parameter file's)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a notebook "
-                   "parameter, VALUE read as YAML (-p seed 7, -p forget_splits [forget05]); checked before any run")
+                   "parameter, VALUE read as YAML (-p seed 7, -p forget_splits [forget05]); checked before any run; "
+                   "repeat for several (default: none, the parameter file's values)")
     p.add_argument("--prepare-only", action="store_true", help="write the notebooks with their parameters "
                    "injected, not run (course handouts)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<timestamp> in the checkout)")
