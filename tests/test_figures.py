@@ -182,9 +182,18 @@ def test_every_figure_is_saved_as_a_200_dpi_png_and_an_svg(tmp_path):
         assert image.format == "PNG" and min(image.info["dpi"]) >= style.DPI - 1 >= 199
         assert image.size[0] >= 11 * 190  # 11 inches wide at 200 dpi, less the tight crop
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    assert png.stat().st_mode & 0o777 == svg.stat().st_mode & 0o777 == 0o644
     exp = Experiment.from_params(out_dir=str(tmp_path / "run"))
     paths = exp.save_figure(plots.privacy_utility(unlearning_table()), "privacy_utility")
     assert [p.name for p in paths] == ["privacy_utility.png", "privacy_utility.svg"]
     with Image.open(paths[0]) as image:
         assert min(image.info["dpi"]) >= 199
     assert not list((tmp_path / "run").glob(".*.tmp"))  # written whole, no temporary left behind
+
+
+def test_a_study_summary_read_back_redraws_its_figures(tmp_path):
+    summary = study_summary(seeds=(0, 1), splits=(("forget05", 7),)).assign(dataset="pubmedqa")
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    paths = study.summary_figures(pd.read_csv(tmp_path / "summary.csv"), tmp_path / "figures")
+    assert sorted(p.name for p in paths) == ["costs.png", "costs.svg", "privacy_utility.png", "privacy_utility.svg"]
+    assert "7 abstracts forgotten" in plots.study_costs(summary).get_title()

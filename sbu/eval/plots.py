@@ -242,6 +242,7 @@ def study_costs(summary: pd.DataFrame, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     n = int(data["n"].max()) if len(data) else 1
+    what = "abstracts" if set(data.get("dataset", ())) == {"pubmedqa"} else "patients"
     conditions = list(dict.fromkeys(data.condition))
     sizes = sorted(data["n_forgotten"].unique())
     if len(sizes) > 1:
@@ -252,7 +253,7 @@ def study_costs(summary: pd.DataFrame, ax=None):
                         marker=look.marker, color=look.colour, capsize=3)
         ax.set_yscale("log")
         ax.set_xticks(sizes, [str(int(s)) for s in sizes])
-        ax.set_xlabel("patients forgotten")
+        ax.set_xlabel(f"{what} forgotten")
         ax.set_ylabel("unlearning wall time (seconds, log)")
         _legend(ax, [_handle(c, linestyle="-") for c in conditions])
     else:
@@ -265,7 +266,7 @@ def study_costs(summary: pd.DataFrame, ax=None):
         ax.set_xlim(left=0)
         ax.set_xlabel("unlearning wall time (seconds)")
         ax.set_ylabel("condition")
-    size = f", {int(sizes[0])} patients forgotten" if len(sizes) == 1 else ""
+    size = f", {int(sizes[0])} {what} forgotten" if len(sizes) == 1 else ""
     ax.set_title(f"cost of unlearning{size}, {style.seeds_phrase(n)}")
     return ax
 

@@ -109,7 +109,7 @@ def figure_of(drawn) -> Figure:
 
 def save(drawn, folder: str | Path, name: str) -> list[Path]:
     """Write a figure (or an Axes' figure, or a seaborn grid's) as ``folder/name.png`` (DPI) and ``.svg``, each
-    whole or not at all. Returns the two paths."""
+    whole or not at all, readable by all. Returns the two paths."""
     figure = figure_of(drawn)
     paths = []
     for ext in ("png", "svg"):
@@ -117,6 +117,6 @@ def save(drawn, folder: str | Path, name: str) -> list[Path]:
         figure.savefig(buffer, format=ext, dpi=DPI, bbox_inches="tight",
                        metadata={"Date": None} if ext == "svg" else None)
         path = Path(folder) / f"{name}.{ext}"
-        write_atomic(path, buffer.getvalue())
+        write_atomic(path, buffer.getvalue(), mode=0o644)  # readable like any result file (mkstemp makes 0600)
         paths.append(path)
     return paths
