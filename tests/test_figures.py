@@ -183,6 +183,7 @@ def test_every_figure_is_saved_as_a_200_dpi_png_and_an_svg(tmp_path):
         assert image.size[0] >= 11 * 190  # 11 inches wide at 200 dpi, less the tight crop
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
     assert png.stat().st_mode & 0o777 == svg.stat().st_mode & 0o777 == 0o644
+    assert "retrain model" not in svg.read_text()  # text is drawn, not written: nothing for a leak scan to find
     exp = Experiment.from_params(out_dir=str(tmp_path / "run"))
     paths = exp.save_figure(plots.privacy_utility(unlearning_table()), "privacy_utility")
     assert [p.name for p in paths] == ["privacy_utility.png", "privacy_utility.svg"]
