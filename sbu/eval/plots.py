@@ -78,7 +78,7 @@ def training_curves(logs: dict[str, pd.DataFrame], ax=None):
         _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     sns.lineplot(data=data, x="step", y="forget_term", hue="method", palette=style.colours(logs), ax=ax)
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("forget term of the loss (nats)")
+    ax.set_ylabel("forget term of the loss (nats; each method its own)")
     ax.set_title("unlearning runs, one seed (same LoRA, same step budget)")
     ax.legend(title="method", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return ax
