@@ -20,6 +20,7 @@ from sbu.config import ExperimentConfig
 from sbu.data import cohort, pubmed_study
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError
+from sbu.eval import style
 from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
 from sbu.model.cache import trained_model
@@ -120,12 +121,9 @@ class Experiment:
         return path
 
     def save_figure(self, figure, name: str) -> list[Path]:
-        """Write a matplotlib figure (or a seaborn grid, or an axes' figure) as ``name``.png and .svg."""
-        figure = getattr(figure, "figure", figure)
-        paths = [self.out_dir / f"{name}.{ext}" for ext in ("png", "svg")]
-        for path in paths:
-            figure.savefig(path, bbox_inches="tight")
-        return paths
+        """Write a matplotlib figure (or a seaborn grid, or an axes' figure) as ``name``.png and .svg in
+        ``out_dir`` (:func:`sbu.eval.style.save`)."""
+        return style.save(figure, self.out_dir, name)
 
     def save_metrics(self, **extra) -> Path:
         """Write ``metrics.json`` (config, environment, everything recorded so far) to ``out_dir``."""

@@ -24,16 +24,19 @@ from sbu.kernel import execute_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-# What each notebook records: the keys of its metrics.json and the tables in its out_dir. Notebook 01 is the memory
-# pathway alone and loads no model; the base and retrain models' table and targets are notebook 02's.
+# What each notebook records: the keys of its metrics.json and the tables and figures (each a PNG and an SVG) in its
+# out_dir. Notebook 01 is the memory pathway alone and loads no model; the base and retrain models' table and
+# targets are notebook 02's.
 RECORDS = {
-    "01": ({"config", "memory"}, ["memory_requests.csv"]),
+    "01": ({"config", "memory"}, ["memory_requests.csv", "plan_kinds.png", "plan_decisions.svg", "plan_pubmedqa.png"]),
     "02": ({"config", "models", "model_table", "reading_by_attribute", "targets", "unlearning", "entropy",
-            "sra_targets"}, ["model_table.csv", "reading_by_attribute.csv", "unlearning_table.csv"]),
+            "sra_targets"}, ["model_table.csv", "reading_by_attribute.csv", "unlearning_table.csv",
+                             "training_curves.png", "privacy_utility.svg", "entropy_shift.png"]),
     "03": ({"config", "models", "backflow", "retrain_forget_accuracy", "certificate", "crash", "requests"},
-           ["backflow.csv", "requests.csv"]),
+           ["backflow.csv", "requests.csv", "backflow.svg", "obligations.png", "requests.png"]),
     "04": ({"config", "models", "main_table", "claims", "study_seconds"},
-           ["results.csv", "rounds.csv", "summary.csv", "claims.csv"]),
+           ["results.csv", "rounds.csv", "summary.csv", "claims.csv", "privacy_utility.png", "backflow.svg",
+            "costs.png"]),
 }
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from sbu.batch.sweep import Run, Sweep, grid_label
 from sbu.eval.plots import draw_summary, panel_metrics
 from sbu.eval.stats import LONG_FORMAT, is_seed_column, summarize
+from sbu.eval.style import save as save_figure
 
 
 def grid_columns(sweep: Sweep, tables: list) -> dict[str, str]:
@@ -67,8 +68,7 @@ def write_tables(runs: list[Run], sweep: Sweep, folder: Path, echo=print) -> lis
             summary.to_csv(outputs["summary.csv"], index=False)
             hue = [c for k, c in columns.items() if not is_seed_column(c) and not is_seed_column(k)]
             figure = draw_summary(summary, hue, panel_metrics(summary, sweep, echo))
-            for kind in ("png", "svg"):
-                figure.savefig(outputs[f"summary.{kind}"], dpi=150)
+            save_figure(figure, folder, "summary")
             written += [outputs["summary.csv"], outputs["summary.png"], outputs["summary.svg"]]
     for path in set(outputs.values()) - set(written):
         path.unlink(missing_ok=True)

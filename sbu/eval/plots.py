@@ -1,7 +1,9 @@
-"""Figures of the evaluation and of a sweep's summary, drawn from result tables (never from notebook state)."""
+"""Figures of the evaluation and of a sweep's summary, drawn from result tables (never from notebook state), each
+condition in its :mod:`sbu.eval.style` colour and marker, every axis labelled, a CI only over two seeds or more."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import matplotlib.pyplot as plt
@@ -10,26 +12,46 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-from sbu.eval.stats import LONG_FORMAT
+from sbu.eval import style
+from sbu.eval.stats import LONG_FORMAT, confidence
+from sbu.eval.targets import PRIVLEAK_TARGET
 
 MAX_PANELS = 12  # a sweep's summary figure draws at most this many metrics unless the sweep file names them (plot)
 
 
+def _legend(ax, handles, **kw) -> None:
+    """A legend beside the panel (never over the points)."""
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False, **kw)
+
+
+def _handle(name: str, linestyle: str = "") -> Line2D:
+    """A legend entry in a condition's colour and marker."""
+    return Line2D([], [], color=style.look(name).colour, marker=style.look(name).marker, linestyle=linestyle,
+                  label=name)
+
+
+def _target_line(ax) -> Line2D:
+    ax.axvline(PRIVLEAK_TARGET, **style.THRESHOLD)
+    return Line2D([], [], **style.THRESHOLD, label=f"|PrivLeak| = {PRIVLEAK_TARGET:.2f} (SRA's target)")
+
+
 def privacy_utility(table: pd.DataFrame, attack: str = "min_k_plus_plus", ax=None):
-    """Each model as a point: how far its membership signal on the forget set is from the retrain model's
-    (|PrivLeak|, left is better) against what it kept (retain accuracy, up is better)."""
-    data = table.assign(model=table.index, leak=table[f"{attack} PrivLeak"].abs())
+    """Each model as a point (one seed): how far its membership signal on the forget set is from the retrain
+    model's (|PrivLeak|, left is better) against what it kept (retain accuracy, up is better). Models are named in
+    the legend, in their palette colour and marker, so that labels never print over each other."""
+    data = table.assign(leak=table[f"{attack} PrivLeak"].abs())
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4.5))
-    sns.scatterplot(data=data, x="leak", y="retain accuracy", hue="model", s=90, ax=ax, legend=False)
-    for _, row in data.iterrows():
-        ax.annotate(row.model, (row.leak, row["retain accuracy"]), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8)
-    ax.axvline(0.10, color="#999999", linestyle=":", linewidth=1)
-    ax.set_xlabel(f"|PrivLeak| ({attack}; 0 = like the retrain model)")
-    ax.set_ylabel("retain accuracy (closed-book)")
-    ax.set_title("privacy–utility: forget like retraining, keep the rest")
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for name, row in data.iterrows():
+        ax.plot(row["leak"], row["retain accuracy"], linestyle="", marker=style.look(name).marker,
+                color=style.look(name).colour, markersize=9, alpha=0.85)
+    handles = [_handle(str(name)) for name in data.index] + [_target_line(ax)]
+    ax.set_xlabel(f"|PrivLeak| ({attack}; relative AUC gap, 0 = like the retrain model)")
+    ax.set_ylabel("retain accuracy (share correct, closed-book)")
+    ax.set_title("privacy–utility of each model, one seed")
+    _legend(ax, handles)
     return ax
 
 
@@ -38,134 +60,214 @@ def entropy_shift(entropies: dict[str, dict[str, object]], ax=None):
     rows = [(probe, model, float(h)) for probe, per_model in entropies.items() for model, values in per_model.items()
             for h in values]
     data = pd.DataFrame(rows, columns=["probe set", "model", "entropy (nats)"])
+    models = list(dict.fromkeys(data["model"]))
     grid = sns.displot(data=data, x="entropy (nats)", hue="model", col="probe set", kind="hist", element="step",
-                       stat="density", common_norm=False, height=3.2, aspect=1.3)
-    grid.figure.suptitle("answer-token entropy before and after unlearning", y=1.04)
+                       stat="density", common_norm=False, height=3.2, aspect=1.3, palette=style.colours(models))
+    for ax in grid.axes.flat:  # every panel labelled, not only the outer ones
+        ax.set_xlabel("answer-token entropy (nats)")
+        ax.set_ylabel("density (per nat)")
+    grid.set_titles("{col_name} probes")
+    grid.figure.suptitle("answer-token entropy before and after unlearning, one seed", y=1.04)
     return grid
 
 
 def training_curves(logs: dict[str, pd.DataFrame], ax=None):
-    """The total loss per step of each unlearning run."""
+    """The forget term of the loss per step of each unlearning run, in each method's colour."""
     data = pd.concat([log.assign(method=name) for name, log in logs.items()], ignore_index=True)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    sns.lineplot(data=data, x="step", y="forget_term", hue="method", ax=ax)
-    ax.set_ylabel("forget term of the loss")
-    ax.set_title("unlearning runs (same LoRA, same step budget)")
+        _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    sns.lineplot(data=data, x="step", y="forget_term", hue="method", palette=style.colours(logs), ax=ax)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("forget term of the loss (nats; each method its own)")
+    ax.set_title("unlearning runs, one seed (same LoRA, same step budget)")
+    ax.legend(title="method", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return ax
 
 
-BACKFLOW_PANELS = {"forget_acc_closed_book": "forget accuracy, closed-book",
-                   "forget_acc_agent": "forget accuracy, through the agent",
-                   "memory_exposure": "memory exposure (top-k)",
-                   "facts_back_in_memory": "forgotten facts back in memory",
-                   "recreated_artifacts": "cached answers re-created",
-                   "refused": "write-backs refused by the barrier"}
+@dataclass(frozen=True)
+class Panel:
+    """One backflow measure: its panel title and its y axis (label with unit; a share is drawn on 0–1)."""
+
+    title: str
+    ylabel: str
+    share: bool
 
 
-def backflow_curves(table: pd.DataFrame, retrain_forget_accuracy: float | None = None):
-    """One panel per backflow measure, one line per condition, rounds on x (round 0: right after unlearning)."""
-    data = table.melt(id_vars=["condition", "round"], value_vars=list(BACKFLOW_PANELS), var_name="measure")
-    data["measure"] = data["measure"].map(BACKFLOW_PANELS)
-    grid = sns.relplot(data=data, x="round", y="value", hue="condition", col="measure", col_wrap=3, kind="line",
-                       marker="o", height=2.6, aspect=1.25, facet_kws={"sharey": False})
-    grid.set_titles("{col_name}")
+BACKFLOW_PANELS = {
+    "forget_acc_closed_book": Panel("forget accuracy, closed-book", "accuracy (share correct)", True),
+    "forget_acc_agent": Panel("forget accuracy, through the agent", "accuracy (share correct)", True),
+    "memory_exposure": Panel("memory exposure (top-k)", "share of forget questions", True),
+    "facts_back_in_memory": Panel("forgotten facts back in memory", "share of forgotten facts", True),
+    "recreated_artifacts": Panel("cached answers re-created", "cached answers (count)", False),
+    "refused": Panel("write-backs refused by the barrier", "write-backs (count)", False)}
+
+
+def _seeds(table: pd.DataFrame) -> int:
+    return int(table["seed"].nunique()) if "seed" in table.columns else 1
+
+
+def backflow_curves(table: pd.DataFrame, retrain_forget_accuracy: float | None = None) -> Figure:
+    """One panel per backflow measure, one line per condition (its palette colour and marker), integer rounds on x
+    (round 0: right after unlearning); with a ``seed`` column of two seeds or more, the mean ± 95 % CI over seeds."""
+    n = _seeds(table)
+    rounds = sorted(table["round"].unique())
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6), layout="constrained")
+    conditions = list(dict.fromkeys(table["condition"]))
+    for ax, (column, panel) in zip(axes.ravel(), BACKFLOW_PANELS.items()):
+        for condition in conditions:
+            rows = table[table.condition == condition]
+            stats = [confidence(rows.loc[rows["round"] == r, column].astype(float)) for r in rounds]
+            mean = [s[0] for s in stats]
+            half = [0.0 if np.isnan(s[1]) else s[1] for s in stats]
+            ax.errorbar(rounds, mean, yerr=half if n >= 2 else None, color=style.look(condition).colour,
+                        marker=style.look(condition).marker, capsize=3, markersize=6, alpha=0.9)
+        if retrain_forget_accuracy is not None and column == "forget_acc_closed_book":
+            ax.axhline(retrain_forget_accuracy, **style.REFERENCE)
+        style.round_ticks(ax, rounds)
+        ax.set_xlabel("round (0: right after unlearning)")
+        ax.set_ylabel(panel.ylabel)
+        ax.set_title(panel.title, fontsize=10)
+        if panel.share:
+            ax.set_ylim(-0.03, 1.03)
+        else:
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [_handle(c) for c in conditions]
     if retrain_forget_accuracy is not None:
-        for name, ax in grid.axes_dict.items():
-            if name.startswith("forget accuracy"):
-                ax.axhline(retrain_forget_accuracy, color="#777777", linestyle=":", linewidth=1)
-    grid.figure.suptitle("backflow round by round (dotted: the retrain model's closed-book forget accuracy)",
-                         y=1.03)
-    return grid
+        handles.append(Line2D([], [], **style.REFERENCE, label="retrain model's closed-book forget accuracy"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.suptitle(f"backflow round by round, {style.seeds_phrase(n)}")
+    return fig
 
 
 def obligation_rounds(table: pd.DataFrame, condition: str = "sbu", epsilon: float | None = None,
                       retrain_forget_accuracy: float | None = None, ax=None):
     """The standing obligation at work, round by round (a backflow table's ``condition`` rows): the parameter
     leakage re-verified right after each consolidation and after its re-suppression, the closed-book forget
-    accuracy the round ended with, and the PARAMETER rounds run (bars)."""
+    accuracy the round ended with (in the condition's colour), and the PARAMETER rounds run (bars, right axis)."""
     rows = table[table.condition == condition].sort_values("round")
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3.8))
-    ax.plot(rows["round"], rows["obligation_leakage"], marker="o", label="leakage after consolidation")
-    ax.plot(rows["round"], rows["obligation_leakage_after"], marker="v", label="leakage after re-suppression")
-    ax.plot(rows["round"], rows["forget_acc_closed_book"], marker="s", label="forget accuracy (closed-book)")
+        _, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    ax.plot(rows["round"], rows["obligation_leakage"], marker="o", color="#555555",
+            label="leakage after consolidation")
+    ax.plot(rows["round"], rows["obligation_leakage_after"], marker="v", color="#aaaaaa",
+            label="leakage after re-suppression")
+    ax.plot(rows["round"], rows["forget_acc_closed_book"], marker=style.look(condition).marker,
+            color=style.look(condition).colour, label="forget accuracy (closed-book)")
     if epsilon is not None:
-        ax.axhline(epsilon, color="#d62728", linestyle="--", linewidth=1, label="ε")
+        ax.axhline(epsilon, **style.THRESHOLD, label=f"ε = {epsilon:.2f} (leakage allowed)")
     if retrain_forget_accuracy is not None:
-        ax.axhline(retrain_forget_accuracy, color="#777777", linestyle=":", linewidth=1, label="retrain model")
+        ax.axhline(retrain_forget_accuracy, **style.REFERENCE, label="retrain model's forget accuracy")
     twin = ax.twinx()
-    twin.bar(rows["round"], rows["resuppression_rounds"], alpha=0.2, color="#2ca02c", width=0.4)
-    twin.set_ylabel("re-suppression rounds", color="#2ca02c")
+    twin.bar(rows["round"], rows["resuppression_rounds"], alpha=0.2, color="#777777", width=0.4,
+             label="re-suppression rounds (right axis)")
+    twin.set_ylabel("re-suppression rounds (count)")
     twin.set_ylim(0, max(1, rows["resuppression_rounds"].max()) * 2)
+    twin.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_zorder(twin.get_zorder() + 1)  # the lines over the bars
     ax.patch.set_visible(False)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 1.03)
     ax.set_xlabel("round (0: right after the request committed)")
-    ax.set_xticks(rows["round"])
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(f"{condition}: consolidate → re-verify → re-suppress")
+    ax.set_ylabel("share of forget probes (0–1)")
+    style.round_ticks(ax, rows["round"])
+    lines, labels = ax.get_legend_handles_labels()
+    bars, bar_labels = twin.get_legend_handles_labels()
+    ax.legend(lines + bars, labels + bar_labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.12, 1),
+              frameon=False)
+    ax.set_title(f"{condition}: consolidate → re-verify → re-suppress, one seed")
     return ax
 
 
-def request_costs(table: pd.DataFrame, ax=None):
-    """Retained accuracy and seconds per request over a sequence of forget requests."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3.5))
-    x = table["patients forgotten"]
-    ax.plot(x, table["retain acc (closed-book)"], marker="o", color="#1f77b4")
-    ax.set_xlabel("patients forgotten (one request each)")
-    ax.set_ylabel("retain accuracy (closed-book)", color="#1f77b4")
-    twin = ax.twinx()
-    twin.bar(x, table["seconds"], alpha=0.25, color="#ff7f0e")
-    twin.set_ylabel("seconds per request", color="#ff7f0e")
-    ax.set_title("many requests, one after another")
-    return ax
+def request_costs(table: pd.DataFrame) -> Figure:
+    """Forget requests one after another through SBU: retained accuracy after each (top, on 0–1) and the seconds
+    each request took (bottom, from 0), one y axis per panel, integer counts of patients on x."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.5, 5.5), layout="constrained")
+    x = table["patients forgotten"].astype(int)
+    sbu = style.look("sbu")
+    top.plot(x, table["retain acc (closed-book)"], marker=sbu.marker, color=sbu.colour)
+    top.set_ylim(0, 1.03)
+    top.set_ylabel("retain accuracy\n(share correct)")
+    requests = table[x > 0]
+    bottom.bar(requests["patients forgotten"].astype(int), requests["seconds"], color=sbu.colour, alpha=0.6,
+               width=0.5)
+    bottom.set_ylim(bottom=0)
+    bottom.set_ylabel("wall time of the\nrequest (seconds)")
+    for ax in (top, bottom):
+        ax.set_xlabel("patients forgotten (one request each)")
+        ax.set_xticks(sorted(set(x)))
+        ax.set_xlim(min(x) - 0.5, max(x) + 0.5)
+    top.set_title("SBU: forget requests one after another, one seed")
+    return fig
+
+
+def _mean_ci(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return summary[summary.metric == metric].set_index(["forget_split", "condition"])
 
 
 def study_privacy_utility(summary: pd.DataFrame, attack: str = "min_k_plus_plus", ax=None):
-    """The study's conditions as points, mean ± 95 % CI over seeds: |PrivLeak| (left: like retraining) against
-    test accuracy (up: utility kept); a colour per condition, a marker per forget split, named in the legend
-    (labels beside the points overlap where conditions agree, as SBU and its ablations do)."""
-    leak = summary[summary.metric == f"{attack} PrivLeak"].set_index(["forget_split", "condition"])
-    test = summary[summary.metric == "test acc"].set_index(["forget_split", "condition"])
+    """The study's conditions as points, mean ± 95 % CI over seeds (a point alone at one seed): |PrivLeak| (left:
+    like retraining) against test accuracy (up: utility kept); each condition in its palette colour and marker, a
+    fill per forget split, all named in the legend (labels beside the points would overlap where conditions agree,
+    as SBU and its ablations do)."""
+    leak, test = _mean_ci(summary, f"{attack} PrivLeak"), _mean_ci(summary, "test acc")
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
-    markers = dict(zip(dict.fromkeys(summary.forget_split), "osD^v", strict=False))
-    names = list(dict.fromkeys(summary.condition))
-    if len(names) > 10:  # tab20's dark shades first, then the light ones: neighbours in the table differ in hue
-        colors = {c: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i) // 20 % 2) for i, c in enumerate(names)}
-    else:
-        colors = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(names)}
+    splits = list(dict.fromkeys(summary.forget_split))
+    fills = dict(zip(splits, ("full", "none", "left", "bottom", "right", "top"), strict=False))
+    n = int(summary["n"].max())
     for (split, condition), row in leak.iterrows():
         if (split, condition) not in test.index:
             continue
-        t = test.loc[(split, condition)]
-        ax.errorbar(abs(row["mean"]), t["mean"], xerr=row["ci95"] if row["ci95"] == row["ci95"] else None,
-                    yerr=t["ci95"] if t["ci95"] == t["ci95"] else None, fmt=markers[split], color=colors[condition],
-                    capsize=3, alpha=0.85)
-    ax.axvline(0.10, color="#999999", linestyle=":", linewidth=1)
-    ax.set_xlabel(f"|PrivLeak| ({attack}; 0 = like the retrain model)")
-    ax.set_ylabel("test accuracy (closed-book)")
-    ax.set_title("privacy–utility, mean ± 95 % CI over seeds")
-    handles = [Line2D([], [], color=colors[c], marker="o", linestyle="", label=c) for c in names]
-    if len(markers) > 1:
-        handles += [Line2D([], [], color="#555555", marker=m, linestyle="", label=s) for s, m in markers.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+        t, look = test.loc[(split, condition)], style.look(condition)
+        ax.errorbar(abs(row["mean"]), t["mean"], xerr=None if np.isnan(row["ci95"]) else row["ci95"],
+                    yerr=None if np.isnan(t["ci95"]) else t["ci95"], fmt=look.marker, color=look.colour,
+                    fillstyle=fills[split], capsize=3, alpha=0.85, markersize=7)
+    handles = [_handle(c) for c in dict.fromkeys(summary.condition)]
+    if len(splits) > 1:
+        handles += [Line2D([], [], color="#555555", marker="o", fillstyle=fills[s], linestyle="", label=s)
+                    for s in splits]
+    handles.append(_target_line(ax))
+    ax.set_xlabel(f"|PrivLeak| ({attack}; relative AUC gap, 0 = like the retrain model)")
+    ax.set_ylabel("test accuracy (share correct, closed-book)")
+    ax.set_title(f"privacy–utility, {style.seeds_phrase(n)}")
+    _legend(ax, handles)
     return ax
 
 
 def study_costs(summary: pd.DataFrame, ax=None):
-    """Wall time of each condition's unlearning against the number of patients forgotten (retrain + closure: the
-    retraining's time), mean over seeds, log scale."""
+    """Wall time of each condition's unlearning (retrain + closure: the retraining's), mean over seeds (± 95 % CI
+    at two seeds or more): against the number of patients forgotten on a log scale when the study has several
+    forget sizes, else one horizontal bar per condition from 0 s."""
     data = summary[(summary.metric == "unlearn seconds") & (summary.condition != "none")]
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4))
-    sns.lineplot(data=data, x="n_forgotten", y="mean", hue="condition", marker="o", ax=ax)
-    ax.set_yscale("log")
-    ax.set_xlabel("patients forgotten (forget01 / 05 / 10)")
-    ax.set_ylabel("seconds (log)")
-    ax.set_title("cost against forget size")
+        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    n = int(data["n"].max()) if len(data) else 1
+    what = "abstracts" if set(data.get("dataset", ())) == {"pubmedqa"} else "patients"
+    conditions = list(dict.fromkeys(data.condition))
+    sizes = sorted(data["n_forgotten"].unique())
+    if len(sizes) > 1:
+        for condition in conditions:
+            rows = data[data.condition == condition].sort_values("n_forgotten")
+            look = style.look(condition)
+            ax.errorbar(rows["n_forgotten"], rows["mean"], yerr=rows["ci95"].fillna(0) if n >= 2 else None,
+                        marker=look.marker, color=look.colour, capsize=3)
+        ax.set_yscale("log")
+        ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+        ax.set_xlabel(f"{what} forgotten")
+        ax.set_ylabel("unlearning wall time (seconds, log)")
+        _legend(ax, [_handle(c, linestyle="-") for c in conditions])
+    else:
+        y = np.arange(len(conditions))
+        ax.barh(y, data.set_index("condition").loc[conditions, "mean"],
+                xerr=data.set_index("condition").loc[conditions, "ci95"].fillna(0) if n >= 2 else None,
+                color=[style.look(c).colour for c in conditions], capsize=3)
+        ax.set_yticks(y, conditions)
+        ax.invert_yaxis()
+        ax.set_xlim(left=0)
+        ax.set_xlabel("unlearning wall time (seconds)")
+        ax.set_ylabel("condition")
+    size = f", {int(sizes[0])} {what} forgotten" if len(sizes) == 1 else ""
+    ax.set_title(f"cost of unlearning{size}, {style.seeds_phrase(n)}")
     return ax
 
 
@@ -223,11 +325,13 @@ def draw_summary(summary: pd.DataFrame, hue: list[str], metrics: list[str] | Non
         ax.set_xticks(range(len(xs)), xs, rotation=rotation, ha="right" if rotation == 30 else "center")
         ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.set_title(str(metric), fontsize=10)
+        ax.set_ylabel(str(metric))
+        ax.set_xlabel("condition")
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     if hue:
         fig.legend(*axes[0].get_legend_handles_labels(), title=", ".join(hue), loc="outside right upper", fontsize=8)
-    fig.suptitle("mean ± 95 % CI over seeds", fontsize=10)
+    fig.suptitle(style.seeds_phrase(int(data["n"].max())), fontsize=10)
     return fig
 
 

@@ -36,7 +36,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from sbu import checks
@@ -44,7 +43,7 @@ from sbu.data.cohort import patients_in
 from sbu.data.forget_set import ForgetSet
 from sbu.data.schema import Corpus
 from sbu.errors import ConfigError
-from sbu.eval import plots
+from sbu.eval import plots, style
 from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
 from sbu.eval.mia import attack_aucs, privleak
 from sbu.eval.stats import confidence, summarize
@@ -298,6 +297,17 @@ def from_sweep(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return results, per_round
 
 
+def summary_figures(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """The study's figures drawn from its summary alone (:func:`summary`, or a ``summary.csv`` read back):
+    privacy–utility and cost against forget size, PNG and SVG in ``out``. Returns the paths written."""
+    paths = []
+    for name, draw in (("privacy_utility", plots.study_privacy_utility), ("costs", plots.study_costs)):
+        figure = draw(table).figure
+        paths += style.save(figure, out, name)
+        plt.close(figure)
+    return paths
+
+
 def write_report(results: pd.DataFrame, per_round: pd.DataFrame, out: str | Path,
                  headline_split: str | None = None) -> dict[str, pd.DataFrame]:
     """What notebook 04 writes after its run, from a study's tables: ``summary.csv``, ``main_table_<split>.csv``,
@@ -321,14 +331,9 @@ def write_report(results: pd.DataFrame, per_round: pd.DataFrame, out: str | Path
         wide.reset_index().to_csv(out / f"main_table_{split}.csv", index=False)
     found.to_csv(out / "claims.csv", index=False)
     gold = table.query("condition == @RETRAIN and metric == 'forget acc' and forget_split == @headline")
-    figures = {"backflow": plots.backflow_curves(per_round[per_round.forget_split == headline],
-                                                 float(gold["mean"].iloc[0]) if len(gold) else None).figure}
-    for name, draw in (("privacy_utility", plots.study_privacy_utility), ("costs", plots.study_costs)):
-        figure = Figure(figsize=(8, 4.5), layout="constrained")
-        draw(table, ax=figure.subplots())
-        figures[name] = figure
-    for name, figure in figures.items():
-        for ext in ("png", "svg"):
-            figure.savefig(out / f"{name}.{ext}", bbox_inches="tight")
-    plt.close(figures["backflow"])  # seaborn's grid is a pyplot figure; the others never entered pyplot
+    backflow = plots.backflow_curves(per_round[per_round.forget_split == headline],
+                                     float(gold["mean"].iloc[0]) if len(gold) else None)
+    style.save(backflow, out, "backflow")
+    plt.close(backflow)
+    summary_figures(table, out)
     return {"summary": table, **{f"main_table_{s}": t for s, t in tables.items()}, "claims": found}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+PRIVLEAK_TARGET = 0.10  # SRA's target: |PrivLeak| at most this (drawn as a line in the privacy–utility figures)
+
 # (probe set, mode, model, comparison, threshold, what it means)
 BASE_MODEL_TARGETS = [
     ("trained patients", "closed-book", "base", ">=", 0.90, "memorizes trained patients' facts"),

@@ -23,6 +23,7 @@ from sbu.data.cohort import patients_in, trained_patients
 from sbu.data.contexts import open_book_contexts
 from sbu.data.schema import Corpus, QAItem
 from sbu.eval.mia import attack_aucs, forget_quality, privleak
+from sbu.eval.targets import PRIVLEAK_TARGET
 from sbu.model import prompts
 from sbu.model.network import CausalLM
 from sbu.model.scoring import accuracy, answer_token_stats, correct
@@ -103,7 +104,8 @@ def sra_targets(table: pd.DataFrame, model: str = "sra", base: str = "base", ret
     checks = [
         ("forget accuracy within 5 points of retrain", row["forget accuracy"], f"{r['forget accuracy']:.3f} ± 0.05",
          abs(row["forget accuracy"] - r["forget accuracy"]) <= 0.05),
-        (f"|PrivLeak| ≤ 10 % ({PRIVLEAK_ATTACK})", leak, "|x| <= 0.10", abs(leak) <= 0.10),
+        (f"|PrivLeak| ≤ {PRIVLEAK_TARGET * 100:.0f} % ({PRIVLEAK_ATTACK})", leak, f"|x| <= {PRIVLEAK_TARGET:.2f}",
+         abs(leak) <= PRIVLEAK_TARGET),
         ("retain accuracy ≥ 95 % of base", row["retain accuracy"] / b["retain accuracy"], ">= 0.95",
          row["retain accuracy"] >= 0.95 * b["retain accuracy"]),
         ("test accuracy ≥ 98 % of base", row["test accuracy"] / b["test accuracy"], ">= 0.98",
