@@ -4,7 +4,9 @@ then renamed (or linked) into place, so a crash or a concurrent reader never see
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -32,3 +34,20 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int | None = None
         return True
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def read_key_file(env: str, path: Path, what: str, error: type[Exception], missing: str,
+                  make: Callable[[], str] | None = None) -> tuple[str, str]:
+    """The text of private keys and where it came from: ``$env`` if set, else the key file at ``path`` (``what``:
+    how messages name it), written whole with mode 0600 from ``make()`` when it is missing and ``make`` is given,
+    else ``error(missing)``; a file that others can read is refused."""
+    if os.environ.get(env):
+        return os.environ[env], f"${env}"
+    if not path.exists():
+        if make is None:
+            raise error(missing)
+        write_atomic(path, make(), mode=0o600, exclusive=True)  # the first one made wins
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(f"{what} {str(path)!r} is readable by others (mode {oct(mode & 0o777)}); run `chmod 600 {path}`")
+    return path.read_text(), f"{what} {str(path)!r}"

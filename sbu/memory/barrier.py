@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import stat
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from rdflib import Literal, URIRef
 
 from sbu.cache import cache_dir
 from sbu.errors import ConfigError
-from sbu.files import write_atomic
+from sbu.files import read_key_file, write_atomic
 from sbu.memory.normalise import name_forms, normalize, tokens, unique_forms, value_unique_forms
 from sbu.memory.sparql import load_query
 from sbu.memory.store import MemoryStore
@@ -78,27 +77,16 @@ def load_keys(path: str | Path | None = None, create: bool = True) -> list[bytes
     ``$SBU_BARRIER_KEY`` (hex keys separated by commas) if set, else the key file at ``path`` (default
     ``<cache>/barrier.key``, one hex key per line), created with mode 0600 when missing and ``create``. A key file
     that others can read is refused. The key is never logged: no message here or elsewhere prints it."""
-    if os.environ.get(KEY_ENV):
-        return _parse_keys(os.environ[KEY_ENV], f"${KEY_ENV}")
     path = Path(path) if path else default_key_path()
-    if not path.exists():
-        if not create:
-            raise ConfigError(f"the barrier key file {str(path)!r} is missing, but this memory holds a blocklist "
-                              "made with a key: restore the key file from its backup (or set $SBU_BARRIER_KEY); "
-                              "a new key cannot check the old blocklist")
-        _create_key_file(path)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"the barrier key file {str(path)!r} is readable by others (mode {oct(mode & 0o777)}); "
-                          f"run `chmod 600 {path}`")
-    return _parse_keys(path.read_text(), f"the barrier key file {str(path)!r}")
+    return _parse_keys(*read_key_file(
+        KEY_ENV, path, "the barrier key file", ConfigError,
+        f"the barrier key file {str(path)!r} is missing, but this memory holds a blocklist made with a key: restore "
+        "the key file from its backup (or set $SBU_BARRIER_KEY); a new key cannot check the old blocklist",
+        _new_key if create else None))
 
 
-def _create_key_file(path: Path) -> None:
-    """A new key file that appears whole or not at all: the key is written to a private temporary file, then
-    linked into place. Processes that create it at once (``sbu batch`` workers, tests side by side on a fresh
-    cache) agree on the one that was linked first, and none reads a file that is still empty."""
-    write_atomic(path, secrets.token_hex(KEY_BYTES) + "\n", mode=0o600, exclusive=True)  # the first one made wins
+def _new_key() -> str:
+    return secrets.token_hex(KEY_BYTES) + "\n"
 
 
 def load_key(path: str | Path | None = None, create: bool = True) -> bytes:

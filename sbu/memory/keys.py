@@ -23,7 +23,6 @@ import hmac
 import os
 import secrets
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sbu.cache import cache_dir
 from sbu.errors import KeyStoreError
-from sbu.files import write_atomic
+from sbu.files import read_key_file, write_atomic
 
 MASTER_ENV = "SBU_MASTER_KEY"
 MASTER_BYTES = 32
@@ -77,20 +76,12 @@ def _parse(text: str, where: str) -> list[bytes]:
 def load_master_keys(path: str | Path | None = None, create: bool = False) -> list[bytes]:
     """The master keys, current first: ``$SBU_MASTER_KEY`` if set, else the key file (default
     ``<cache>/master.key``), created with mode 0600 only when ``create`` (a new memory's first key store)."""
-    if os.environ.get(MASTER_ENV):
-        return _parse(os.environ[MASTER_ENV], f"${MASTER_ENV}")
     path = Path(path) if path else default_master_path()
-    if not path.exists():
-        if not create:
-            raise KeyStoreError(f"the master key file {str(path)!r} is missing, but this memory's texts are sealed "
-                                "under data keys it wraps: restore it from its backup (or set $SBU_MASTER_KEY); "
-                                "a new master key cannot open the old data keys")
-        write_atomic(path, secrets.token_hex(MASTER_BYTES) + "\n", mode=0o600, exclusive=True)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyStoreError(f"the master key file {str(path)!r} is readable by others (mode {oct(mode & 0o777)}); "
-                            f"run `chmod 600 {path}`")
-    return _parse(path.read_text(), f"the master key file {str(path)!r}")
+    return _parse(*read_key_file(
+        MASTER_ENV, path, "the master key file", KeyStoreError,
+        f"the master key file {str(path)!r} is missing, but this memory's texts are sealed under data keys it "
+        "wraps: restore it from its backup (or set $SBU_MASTER_KEY); a new master key cannot open the old data keys",
+        (lambda: secrets.token_hex(MASTER_BYTES) + "\n") if create else None))
 
 
 class KeyStore:
