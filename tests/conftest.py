@@ -87,6 +87,14 @@ LONGEST_FIRST = [
 ]
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A cache of the test's own (its barrier key, master key and key stores) and no fault or key from outside."""
+    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
+    for variable in ("SBU_BARRIER_KEY", "SBU_MASTER_KEY", "SBU_FAULT"):
+        monkeypatch.delenv(variable, raising=False)
+
+
 def pytest_configure(config):
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     threads = threads_per_run(workers)

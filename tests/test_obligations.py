@@ -39,11 +39,7 @@ FAST = ProtocolConfig(unlearn={"steps": 15, "batch_size": 8, "lr": 1e-2, "alpha"
 RELEARN = ConsolidationConfig(epochs=6, batch_size=8, lr=3e-3, seed=0)  # the loop trained on the patient's answers
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("SBU_BARRIER_KEY", raising=False)
-    monkeypatch.delenv("SBU_FAULT", raising=False)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _patient(corpus):

@@ -27,11 +27,7 @@ from sbu.sync import STATES, ForgetProtocol, ProtocolConfig, check_targets, memo
 FAST = ProtocolConfig(unlearn={"steps": 4, "batch_size": 4}, max_rounds=2, retained_probes=10)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("SBU_BARRIER_KEY", raising=False)
-    monkeypatch.delenv("SBU_FAULT", raising=False)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _patient(corpus):
