@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 # pytest-xdist workers, one per core; tests/conftest.py gives each the cores / workers as its thread count and
-# hands out the longest tests first, one at a time (--maxschedchunk=1), so the two smoke models train side by side
+# hands out the longest tests first, one at a time (--maxschedchunk=1)
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup run test lab bench clean-results

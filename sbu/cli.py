@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 
 from sbu import __version__
@@ -56,7 +57,7 @@ def _check_run_parameters(notebooks: list[Path], params: dict) -> None:
 def run(args) -> int:
     import yaml
 
-    from sbu.kernel import execute_notebook
+    from sbu.batch.sequence import NotebookRun, execute_with_progress, plan_line
 
     notebooks = _notebooks(args.notebooks)  # check everything before anything is written
     params_file = Path(args.params) if args.params else PROJECT / "params" / f"{args.profile}.yaml"
@@ -70,15 +71,18 @@ def run(args) -> int:
     _check_run_parameters(notebooks, params)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or PROJECT / "results" / stamp).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    for notebook in notebooks:
-        target = out / notebook.stem
-        target.mkdir(parents=True, exist_ok=True)
-        print(f"[sbu run] {notebook.name} → {target}", flush=True)
-        execute_notebook(notebook, target / notebook.name, cwd=str(notebook.parent),
-                         parameters={**params, "out_dir": str(target)}, progress_bar=True,
-                         prepare_only=args.prepare_only)
-    print(f"\n[sbu run] results in {out}")
+    runs = [NotebookRun(nb, out / nb.stem, {**params, "out_dir": str(out / nb.stem)}) for nb in notebooks]
+    profile = str(params.get("profile", args.profile))
+    if args.prepare_only:
+        print(f"[sbu run] preparing {len(runs)} notebook(s) with their parameters, without running them", flush=True)
+    else:
+        print(plan_line(runs, profile, _models_line(params)), flush=True)
+    start = time.perf_counter()
+    for notebook_run in runs:
+        notebook_run.out.mkdir(parents=True, exist_ok=True)
+        execute_with_progress(notebook_run, profile, prepare_only=args.prepare_only)
+    print(f"\n[sbu run] results in {out}" + ("" if args.prepare_only else
+                                             f" after {time.perf_counter() - start:.0f} s"))
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         files = sorted(f.name for f in folder.iterdir())
         print(f"  {folder.name}/: " + ", ".join(files))
@@ -86,6 +90,19 @@ def run(args) -> int:
     found = {p.suffix.lstrip(".") for p in out.rglob("*.*")}
     print(" · ".join(f"{label}: */*.{ext}" for ext, label in kinds.items() if ext in found))
     return 0
+
+
+def _models_line(params: dict) -> str:
+    """Where the run's models come from, as far as the parameters tell: the smoke defaults' models ship with the
+    package; any other model is trained on first use (minutes at smoke scale, hours at paper scale) and cached."""
+    if params.get("model_name_or_path"):
+        return f"model {params['model_name_or_path']}"
+    splits = params.get("forget_splits") or [params.get("forget_split", "forget05")]
+    shipped = (params.get("profile", "smoke") == "smoke" and params.get("seed", 0) == 0
+               and params.get("dataset", "cohort") == "cohort" and set(splits) <= {"forget05"})
+    if shipped:
+        return "models shipped with the package (nothing to train)"
+    return "models not yet in the cache are trained first"
 
 
 def batch(args) -> int:
@@ -272,7 +289,8 @@ def forget(args) -> int:
         for path in gone:
             shutil.rmtree(path)
         _say(f"purged {len(gone)} cached model(s) trained on data that held the forgotten patient(s); the next run "
-             "that needs one trains it again (the unlearned model is in the work folder)")
+             "that needs one trains it again, or copies the smoke defaults' model shipped with the package (the "
+             "unlearned model is in the work folder)")
     return 0
 
 

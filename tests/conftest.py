@@ -72,16 +72,15 @@ def tiny_lm(tiny_corpus, model_cache):
 
 
 # The longest tests first, in the order pytest-xdist hands them out with --maxschedchunk=1 (``make test``): two to
-# each worker to start with, then one at a time to whichever is free. So on two workers the smoke base model (then
-# notebook 03) and the retrain model (then notebook 02) train side by side, and no notebook trains a model itself.
+# each worker to start with, then one at a time to whichever is free. The notebooks load the shipped smoke models,
+# so none of them waits for the from-scratch training of the base model, which starts first.
 LONGEST_FIRST = [
-    "test_smoke_models.py::test_the_smoke_base_model_meets_the_foundation_targets",
+    "test_smoke_models.py::test_training_from_scratch_makes_the_shipped_base_model",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[03_synchronization]",
-    "test_smoke_models.py::test_the_smoke_retrain_model_knows_nothing_of_the_forget_patients",
-    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[04_evaluation]",
-    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
     "test_sync.py::test_sigkill_at_every_boundary_in_turn_then_resume_gives_the_uninterrupted_memory",
+    "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
     "test_pubmed_study.py::test_the_study_runs_on_real_abstracts",
     "test_study.py::test_study_runs_every_arm_and_reads_privleak_against_retrain",
 ]

@@ -207,6 +207,7 @@ class RunProgress:
     cells_done: int
     cells: int
     running: str = ""  # the running cell's own progress bar, e.g. "study 12/54"
+    code: str = ""  # the running cell's first line of code, e.g. "study, conditions = backflow_study(...)"
 
 
 TQDM_LINE = re.compile(r"(?P<desc>[^\r\n|]*?):?\s*\d+%\|[^|]*\|\s*(?P<count>\d+/\d+)")
@@ -222,7 +223,16 @@ def run_progress(notebook: Path) -> RunProgress | None:
     code = [cell for cell in cells if cell.get("cell_type") == "code"]
     status = [(cell.get("metadata", {}).get("papermill") or {}).get("status") for cell in code]
     running = next((cell for cell, state in zip(code, status) if state == "running"), None)
-    return RunProgress(status.count("completed"), len(code), _last_bar(running) if running else "")
+    if running is None:
+        return RunProgress(status.count("completed"), len(code))
+    return RunProgress(status.count("completed"), len(code), _last_bar(running), _first_code_line(running))
+
+
+def _first_code_line(cell: dict) -> str:
+    source = cell.get("source", "")
+    lines = source.splitlines() if isinstance(source, str) else "".join(source).splitlines()
+    code = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith(("#", "import ", "from "))]
+    return code[0][:60] if code else ""
 
 
 def _last_bar(cell: dict) -> str:

@@ -1,5 +1,10 @@
 """The cross-process model cache: the base and retrain models trained once, stored whole or not at all, keyed by
-the hash of corpus, configs and the split left out; processes that need a model another is training wait for it."""
+the hash of corpus, configs and the split left out; processes that need a model another is training wait for it.
+
+The smoke defaults' two models ship with the package (``sbu/model/weights/``, about 2 MB each), so a first run
+copies them instead of training for minutes; their folder names are cache keys, so any change to the corpus, the
+configs, the tokenizer or the training examples misses them and trains afresh. A test retrains them from scratch
+and checks that they behave the same (``tests/test_smoke_models.py``)."""
 
 from __future__ import annotations
 
@@ -36,10 +41,15 @@ def corpus_fingerprint(corpus: Corpus) -> str:
     return h.hexdigest()[:16]
 
 
+SHIPPED = Path(__file__).parent / "weights"  # <cache name>/: the smoke defaults' models, as training made them
+
+
 def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
-                  exclude: str | None = None, progress: bool = True, cache: Path | None = None) -> CausalLM:
+                  exclude: str | None = None, progress: bool = True, cache: Path | None = None,
+                  shipped: bool = True) -> CausalLM:
     """The base model (``exclude=None``) or the retrain gold standard (``exclude="forget05"``…), trained once
-    and then loaded from the cache, keyed by the hash of corpus, configs and ``exclude``."""
+    and then loaded from the cache, keyed by the hash of corpus, configs and ``exclude``. A model shipped with
+    the package under the same key is copied instead of trained, unless ``shipped`` is false."""
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     name, key_obj, tokenizer, first = _cache_key(corpus, model_config, train_config, exclude)
@@ -49,6 +59,9 @@ def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train
     with _training_lock(path):  # a process training this same model now: wait for it, then load what it stored
         if (path / INFO_FILE).is_file():
             return load(path)
+        if shipped and (SHIPPED / name / INFO_FILE).is_file():
+            _store_copy(SHIPPED / name, path)
+            return load(path)
         epochs = [first] + [training_examples(corpus, train_config.recipe, exclude, train_config.seed, epoch)
                             for epoch in range(1, train_config.epochs)]
         start = time.perf_counter()
@@ -57,7 +70,8 @@ def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train
         info = {**key_obj, "name": name, "n_examples_per_epoch": len(epochs[0]), "epoch_loss": losses,
                 "train_seconds": time.perf_counter() - start,
                 "n_parameters": sum(p.numel() for p in model.parameters()),
-                "torch_threads": torch.get_num_threads()}  # the weights are bit-identical only for the same count
+                # the weights are bit-identical only for the same thread count and kind of CPU kernels
+                "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
         _store(model, tokenizer, info, path)
     return CausalLM(model, tokenizer, path, info)
 
@@ -96,18 +110,31 @@ def _training_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _store_copy(source: Path, path: Path) -> None:
+    """Copy a shipped model into the cache, whole or not at all (see :func:`_store`)."""
+    _store_with(lambda tmp: shutil.copytree(source, tmp), path)
+
+
 def _store(model, tokenizer, info: dict, path: Path) -> None:
     """Write a cache entry so that it appears whole or not at all: into a temporary folder of this process, then
     renamed into place. :func:`trained_model` stores under :func:`_training_lock`, so on one machine only one
     process writes an entry; should two still finish the same entry (a lock the file system does not honour), the
     first keeps it and the other's model, the same training, is used as it is and not written again."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
+
+    _store_with(write, path)
+
+
+def _store_with(write, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
     for stale in path.parent.glob(f"{path.name}.partial-*"):
         if stale == tmp or not _process_alive(stale.name.rsplit("-", 1)[-1]):
             shutil.rmtree(stale, ignore_errors=True)  # ours from before, or left by a run that was killed
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
+    write(tmp)
     if (path / INFO_FILE).is_file():  # another run finished the same model first
         shutil.rmtree(tmp, ignore_errors=True)
         return
