@@ -57,7 +57,7 @@ def _check_run_parameters(notebooks: list[Path], params: dict) -> None:
 def run(args) -> int:
     import yaml
 
-    from sbu.batch.sequence import NotebookRun, execute_with_progress, plan_line
+    from sbu.batch.sequence import NotebookRun, execute_all, plan_line
 
     notebooks = _notebooks(args.notebooks)  # check everything before anything is written
     params_file = Path(args.params) if args.params else PROJECT / "params" / f"{args.profile}.yaml"
@@ -80,7 +80,7 @@ def run(args) -> int:
     start = time.perf_counter()
     for notebook_run in runs:
         notebook_run.out.mkdir(parents=True, exist_ok=True)
-        execute_with_progress(notebook_run, profile, prepare_only=args.prepare_only)
+    execute_all(runs, profile, jobs=args.jobs, prepare_only=args.prepare_only)
     print(f"\n[sbu run] results in {out}" + ("" if args.prepare_only else
                                              f" after {time.perf_counter() - start:.0f} s"))
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
@@ -90,6 +90,16 @@ def run(args) -> int:
     found = {p.suffix.lstrip(".") for p in out.rglob("*.*")}
     print(" · ".join(f"{label}: */*.{ext}" for ext, label in kinds.items() if ext in found))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _models_line(params: dict) -> str:
@@ -406,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare-only", action="store_true", help="write the notebooks with their parameters "
                    "injected, not run (course handouts)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<timestamp> in the checkout)")
+    p.add_argument("--jobs", type=_positive_int, default=2, metavar="N", help="notebooks run at once, each kernel "
+                   "with the cores / N threads (default: 2; 1 runs them one after another on every core)")
     p.add_argument("notebooks", nargs="*", help="run only these notebooks (name prefixes such as 01 or 02; "
                    "default: all four)")
 

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from sbu.batch.sequence import NotebookRun, execute_with_progress, last_times, plan_line
+from sbu.batch.sequence import NotebookRun, execute_all, last_times, plan_line
 from sbu.cli import _models_line
 
 
@@ -28,32 +28,46 @@ def notebook(tmp_path):
     return path
 
 
-def test_a_notebook_runs_under_a_bar_of_its_cells_and_its_time_feeds_the_next_estimate(
+def _copy(notebook, name):
+    other = notebook.with_name(name)
+    other.write_text(notebook.read_text())
+    return other
+
+
+def test_notebooks_run_side_by_side_under_a_bar_each_and_their_times_feed_the_next_estimate(
         notebook, tmp_path, capsys, private_cache):
-    run = NotebookRun(notebook, tmp_path / "out", {"steps": 3})
-    run.out.mkdir()
-    first = plan_line([run], "smoke", "models shipped with the package (nothing to train)")
-    assert first.startswith("[sbu run] 1 notebook(s) at profile smoke: 07_small;") and "no earlier run" in first
-    seconds = execute_with_progress(run, "smoke")
+    notebooks = (notebook, _copy(notebook, "08_b.ipynb"))
+    runs = [NotebookRun(nb, tmp_path / "out" / nb.stem, {"steps": 3}) for nb in notebooks]
+    for run in runs:
+        run.out.mkdir(parents=True)
+    first = plan_line(runs, "smoke", "models shipped with the package (nothing to train)")
+    assert first.startswith("[sbu run] 2 notebook(s) at profile smoke: 07_small, 08_b;") and "no earlier run" in first
+    execute_all(runs, "smoke", jobs=2)
     err = capsys.readouterr().err
-    assert "07_small:" in err and "cells" in err and "4/4 cells" in err  # papermill's injected parameters cell too
+    for name in ("07_small", "08_b"):
+        assert f"{name}: 4/4 cells" in err  # papermill's injected parameters cell counts too
     assert "inner" in err and "for _ in tqdm(range(steps)" in err  # the running cell and its own bar
-    executed = json.loads((run.out / notebook.name).read_text())
-    assert "finished" in "".join(executed["cells"][-1]["outputs"][0]["text"])
-    assert last_times("smoke") == {"07_small": pytest.approx(seconds, abs=0.1)}
-    assert "about" in plan_line([run], "smoke", "") and "last run" in plan_line([run], "smoke", "")
-    assert "no earlier run" in plan_line([run], "paper", "")
+    for run in runs:
+        executed = json.loads((run.out / run.notebook.name).read_text())
+        assert "finished" in "".join(executed["cells"][-1]["outputs"][0]["text"])
+    times = last_times("smoke")
+    assert set(times) == {"07_small", "08_b"} and all(t >= 6 for t in times.values())  # three 2 s sleeps each
+    assert "about" in plan_line(runs, "smoke", "") and "last run" in plan_line(runs, "smoke", "")
+    assert "no earlier run" in plan_line(runs, "paper", "")
 
 
-def test_a_failing_cell_still_ends_the_bar_and_records_nothing(notebook, tmp_path, capsys, private_cache):
+def test_a_failing_notebook_stops_the_ones_not_started_and_is_raised(notebook, tmp_path, private_cache):
     nb = nbformat.read(notebook, as_version=4)
     nb.cells[2].source = "raise ValueError('broken on purpose')"
     nbformat.write(nb, notebook)
-    run = NotebookRun(notebook, tmp_path / "out", {"steps": 1})
-    run.out.mkdir()
+    later = _copy(notebook, "08_b.ipynb")
+    runs = [NotebookRun(nb, tmp_path / nb.stem, {"steps": 0}) for nb in (notebook, later)]
+    for run in runs:
+        run.out.mkdir()
     with pytest.raises(Exception, match="broken on purpose"):
-        execute_with_progress(run, "smoke")
+        execute_all(runs, "smoke", jobs=1)
     assert last_times("smoke") == {}
+    assert not (runs[1].out / later.name).exists()  # never started
 
 
 @pytest.mark.parametrize("params, shipped", [

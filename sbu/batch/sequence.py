@@ -1,5 +1,5 @@
-"""``sbu run``: the notebooks one after another into one results folder, with a line that says what will happen and
-how long it took last time, and a progress bar per notebook that names the running cell's own bar.
+"""``sbu run``: the notebooks into one results folder, two at a time by default, with a line that says what will
+happen and how long it took last time, and a progress bar per notebook that names the running cell and its own bar.
 
 The bar reads the executed notebook as papermill saves it (at each cell's start and end, and every few seconds
 while a cell prints), the way the sweep's bar does (:func:`sbu.batch.runner.run_progress`). How long each notebook
@@ -8,15 +8,17 @@ took is kept per profile in ``$SBU_CACHE/run-times.json``, for the next run's es
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import sys
-import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from sbu.batch.runner import run_progress
+from sbu.batch.runner import THREAD_VARIABLES, run_progress, threads_per_run
 from sbu.cache import cache_dir
 from sbu.files import write_atomic
 from sbu.kernel import execute_notebook
@@ -77,37 +79,62 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def execute_with_progress(run: NotebookRun, profile: str, prepare_only: bool = False) -> float:
-    """Execute one notebook under a bar of its code cells that shows the running cell's own progress bar; the
-    seconds it took (also recorded for the next estimate)."""
-    target = run.out / run.notebook.name
+def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_only: bool = False) -> None:
+    """Execute the notebooks, ``jobs`` at a time (each kernel gets the cores / ``jobs`` threads, as a sweep's runs
+    do), under one bar per notebook of its code cells with the running cell's first line and own progress bar.
+    Each notebook's seconds are recorded for the next estimate. After the first failure no other notebook starts;
+    the running ones end, then the failure is raised."""
     if prepare_only:
-        execute_notebook(run.notebook, target, cwd=str(run.notebook.parent), parameters=run.parameters,
-                         progress_bar=False, prepare_only=True)
-        return 0.0
-    bar = tqdm(desc=run.notebook.stem, unit="cell", dynamic_ncols=True,
-               bar_format="{desc}: {n}/{total} cells |{bar:20}| {elapsed}{postfix}")
-    done = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(target, bar, done), daemon=True)
-    start = time.perf_counter()
-    watcher.start()
-    try:
-        execute_notebook(run.notebook, target, cwd=str(run.notebook.parent), parameters=run.parameters,
-                         progress_bar=False, autosave_cell_every=SAVE_SECONDS)
-    finally:
-        done.set()
-        watcher.join()
-        _show(target, bar)
-        bar.close()
-    seconds = time.perf_counter() - start
-    record_time(profile, run.notebook.stem, seconds)
-    return seconds
-
-
-def _watch(target: Path, bar: tqdm, done: threading.Event) -> None:
+        for run in runs:
+            execute_notebook(run.notebook, run.out / run.notebook.name, cwd=str(run.notebook.parent),
+                             parameters=run.parameters, progress_bar=False, prepare_only=True)
+        return
+    at_once = max(1, min(jobs, len(runs)))
+    threads = threads_per_run(at_once)
+    for run in runs:  # an earlier run's notebook in the same folder would show as this run's progress
+        (run.out / run.notebook.name).unlink(missing_ok=True)
+    bars = [tqdm(desc=run.notebook.stem, unit="cell", position=i, dynamic_ncols=True, bar_format=BAR)
+            for i, run in enumerate(runs)]
     ticking = sys.stderr.isatty()  # a terminal redraws the elapsed time every second; a log gets changes only
-    while not done.wait(POLL_SECONDS):
-        _show(target, bar, always=ticking)
+    failure = None
+    # spawn: a fresh interpreter per notebook process, the same on Linux and macOS, no forked kernel state
+    with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("spawn")) as pool:
+        queue = list(enumerate(runs))
+        going = {}  # handed to the pool only as a process frees up, so that a failure can stop the rest
+        while queue or going:
+            while queue and len(going) < at_once and failure is None:
+                i, run = queue.pop(0)
+                going[pool.submit(_execute, run, threads)] = i
+            if failure is not None:
+                queue.clear()
+            if not going:
+                break
+            finished, _ = wait(going, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for i, run in enumerate(runs):
+                _show(run.out / run.notebook.name, bars[i], always=ticking)
+            for future in finished:
+                run = runs[going.pop(future)]
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                else:
+                    record_time(profile, run.notebook.stem, future.result())
+    for bar in bars:
+        bar.close()
+    if failure is not None:
+        raise failure
+
+
+BAR = "{desc}: {n}/{total} cells |{bar:20}| {elapsed}{postfix}"
+
+
+def _execute(run: NotebookRun, threads: int | None) -> float:
+    """One notebook in a process of the pool: its kernel inherits the thread count; the seconds it took."""
+    if threads:
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    start = time.perf_counter()
+    execute_notebook(run.notebook, run.out / run.notebook.name, cwd=str(run.notebook.parent),
+                     parameters=run.parameters, progress_bar=False, autosave_cell_every=SAVE_SECONDS)
+    return time.perf_counter() - start
 
 
 def _show(target: Path, bar: tqdm, always: bool = True) -> None:
