@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
 PROFILE ?= smoke
 # pytest-xdist workers, one per core; tests/conftest.py gives each the cores / workers as its thread count and
 # hands out the longest tests first, one at a time (--maxschedchunk=1)
@@ -10,15 +11,20 @@ TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup run test lab bench clean-results
 
-$(STAMP): pyproject.toml
+# make run needs the package only; make test and make lab add the test tools and JupyterLab
+$(BASE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e . 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import sbu, torch, transformers, peft, rdflib, oxrdflib, bm25s, papermill, ipykernel"
+	touch $(BASE)
+
+$(STAMP): $(BASE)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test,notebooks]' 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import sbu, torch, transformers, peft, rdflib, oxrdflib, bm25s"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-run: $(STAMP)
+run: $(BASE)
 	$(BIN)/sbu run --profile $(PROFILE)
 
 test: $(STAMP)

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from sbu.batch.sequence import NotebookRun, execute_all, last_times, plan_line
+from sbu.batch.sequence import NotebookRun, execute_all, last_times, longest_first, plan_line
 from sbu.cli import _models_line
 
 
@@ -61,13 +61,13 @@ def test_a_failing_notebook_stops_the_ones_not_started_and_is_raised(notebook, t
     nb.cells[2].source = "raise ValueError('broken on purpose')"
     nbformat.write(nb, notebook)
     later = _copy(notebook, "08_b.ipynb")
-    runs = [NotebookRun(nb, tmp_path / nb.stem, {"steps": 0}) for nb in (notebook, later)]
+    runs = [NotebookRun(nb, tmp_path / nb.stem, {"steps": 0}) for nb in (later, notebook)]  # the last starts first
     for run in runs:
         run.out.mkdir()
     with pytest.raises(Exception, match="broken on purpose"):
         execute_all(runs, "smoke", jobs=1)
     assert last_times("smoke") == {}
-    assert not (runs[1].out / later.name).exists()  # never started
+    assert not (runs[0].out / later.name).exists()  # never started
 
 
 @pytest.mark.parametrize("params, shipped", [
@@ -80,3 +80,11 @@ def test_a_failing_notebook_stops_the_ones_not_started_and_is_raised(notebook, t
 ])
 def test_the_first_line_says_whether_models_will_train(params, shipped):
     assert ("nothing to train" in _models_line(params)) is shipped
+
+
+def test_the_longest_notebook_starts_first(tmp_path):
+    runs = list(enumerate(NotebookRun(tmp_path / f"0{i}_n.ipynb", tmp_path, {}) for i in range(1, 5)))
+    names = [run.notebook.stem for _, run in longest_first(runs, {})]
+    assert names == ["04_n", "03_n", "02_n", "01_n"]  # nothing measured yet: the last first
+    took = {"01_n": 50, "02_n": 100, "03_n": 210, "04_n": 120}
+    assert [run.notebook.stem for _, run in longest_first(runs, took)] == ["03_n", "04_n", "02_n", "01_n"]

@@ -99,7 +99,7 @@ def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_on
     failure = None
     # spawn: a fresh interpreter per notebook process, the same on Linux and macOS, no forked kernel state
     with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("spawn")) as pool:
-        queue = list(enumerate(runs))
+        queue = longest_first(list(enumerate(runs)), last_times(profile))
         going = {}  # handed to the pool only as a process frees up, so that a failure can stop the rest
         while queue or going:
             while queue and len(going) < at_once and failure is None:
@@ -122,6 +122,14 @@ def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_on
         bar.close()
     if failure is not None:
         raise failure
+
+
+def longest_first(queue: list[tuple[int, NotebookRun]], took: dict[str, float]) -> list[tuple[int, NotebookRun]]:
+    """The order to start the notebooks in, so that the longest does not start last: by this machine's last
+    times, longest first; without them, the last notebook first (the later ones run the longer studies)."""
+    if all(run.notebook.stem in took for _, run in queue):
+        return sorted(queue, key=lambda item: -took[item[1].notebook.stem])
+    return queue[::-1]
 
 
 BAR = "{desc}: {n}/{total} cells |{bar:20}| {elapsed}{postfix}"
