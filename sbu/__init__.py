@@ -8,4 +8,9 @@ papermill batches.
 docs/design.md has the map.
 """
 
+import warnings
+
 __version__ = "0.1.0"
+
+# huggingface_hub imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets; our bars are text bars
+warnings.filterwarnings("ignore", message="IProgress not found")

@@ -9,6 +9,7 @@ seed=1)`` or, for nested fields, ``from_profile("paper", cohort={"n_patients": 2
 
 from __future__ import annotations
 
+import html
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -58,6 +59,30 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def settings(self) -> dict[str, str]:
+        """The settings grouped for display, one line per part: ``{"model": "vocab_size 1024 · n_layer 3 · …"}``."""
+        groups: dict[str, list[str]] = {}
+
+        def walk(group: str, name: str, value) -> None:
+            if isinstance(value, dict) and name in NESTED + ("recipe",):
+                for key, inner in value.items():
+                    walk(f"{group}.{name}" if group and name == "recipe" else name, key, inner)
+            else:
+                shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+                groups.setdefault(group or "experiment", []).append(f"{name} {shown}")
+
+        for key, value in self.to_dict().items():
+            walk("", key, value)
+        return {group: " · ".join(items) for group, items in groups.items()}
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's text display: one part per line
+        printer.text("\n".join(f"{k:<12} {v}" for k, v in self.settings().items()))
+
+    def _repr_html_(self) -> str:  # a notebook's display: a short table that wraps, instead of one long line
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in self.settings().items())
+        return f"<table><tbody>{rows}</tbody></table>"
 
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "params" / "profiles"  # params/profiles/<name>.yaml

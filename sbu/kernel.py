@@ -10,18 +10,71 @@ take, and nothing outside this machine can connect to it. Windows has no ZMQ ipc
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 from traitlets.config import Config
+
+CURSOR_UP = "\x1b[A"  # how a nested progress bar returns to its line
+TOKENS = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r|\n|[^\x1b\r\n]+")  # escape codes, returns, line feeds, text
 
 
 def execute_notebook(notebook: str | Path, output: str | Path, **papermill_kwargs):
     """``papermill.execute_notebook(notebook, output, **papermill_kwargs)`` with the kernel on Unix sockets; the
     sockets' folder is removed when the notebook ends, whether it finished or failed."""
-    if os.name == "nt":
-        return pm.execute_notebook(str(notebook), str(output), **papermill_kwargs)
-    with tempfile.TemporaryDirectory(prefix="sbu-kernel-") as sockets:
-        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
-        return pm.execute_notebook(str(notebook), str(output), config=config, **papermill_kwargs)
+    try:
+        if os.name == "nt":
+            return pm.execute_notebook(str(notebook), str(output), **papermill_kwargs)
+        with tempfile.TemporaryDirectory(prefix="sbu-kernel-") as sockets:
+            config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+            return pm.execute_notebook(str(notebook), str(output), config=config, **papermill_kwargs)
+    finally:
+        if Path(output).is_file():  # also after a failed cell: papermill has written the notebook up to it
+            tidy_streams(output)
+
+
+def tidy_streams(path: str | Path) -> None:
+    """Leave each cell's printed output as a terminal would show it: all of a cell's stdout in one output and all
+    its stderr in another (each where it first printed), a progress bar's redraws (carriage returns) resolved to
+    its last state, colour and cursor codes dropped. An executed notebook then holds one final line per progress
+    bar instead of every redraw, whatever the cell printed in between."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        outputs, first = [], {}  # first: each stream's output, where the stream first printed
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") in first:
+                first[out["name"]]["text"] += out["text"]
+                continue
+            if out.get("output_type") == "stream":
+                first[out["name"]] = out
+            outputs.append(out)
+        for out in first.values():
+            out["text"] = _as_shown(out["text"])
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in outputs if o.get("output_type") != "stream" or o["text"].strip()]
+    nbformat.write(nb, str(path))
+
+
+def _as_shown(text: str) -> str:
+    """What a terminal shows of ``text``: a line feed moves down, a carriage return starts the line over, the
+    cursor-up code of a nested progress bar moves up; other escape codes are dropped."""
+    screen, row, fresh = [""], 0, False  # fresh: the next text overwrites the line (after a carriage return)
+    for token in TOKENS.findall(text):
+        if token == "\n":
+            row += 1
+            if row == len(screen):
+                screen.append("")
+            fresh = False
+        elif token == "\r":
+            fresh = True
+        elif token == CURSOR_UP:
+            row = max(0, row - 1)
+        elif token.startswith("\x1b"):
+            continue
+        else:
+            screen[row] = token if fresh else screen[row] + token
+            fresh = False
+    return "\n".join(line.rstrip() for line in screen if line.strip()) + ("\n" if text.endswith("\n") else "")

@@ -69,3 +69,20 @@ def test_profiles_are_the_yaml_files_the_code_loads(tmp_path, monkeypatch):
         ExperimentConfig.from_profile("broken")
     with pytest.raises(ProfileError, match="choose one of broken, typo, wide"):
         ExperimentConfig.from_profile("../smoke")
+
+
+def test_a_config_displays_as_a_short_table_of_its_parts_with_every_setting():
+    """A notebook shows ``exp.config`` as one row per part (wrapping), not as one line hundreds of characters long;
+    every leaf setting appears once."""
+    config = ExperimentConfig.from_profile("smoke", seed=3)
+
+    def leaves(value):
+        return sum(leaves(v) for v in value.values()) if isinstance(value, dict) else 1
+
+    shown = config.settings()
+    assert list(shown) == ["experiment", "cohort", "pubmedqa", "model", "train", "train.recipe"]
+    forget_shares = 2 * (len(config.cohort.forget_shares) - 1)  # each mapping is one item of its part
+    assert sum(v.count(" · ") + 1 for v in shown.values()) == leaves(config.to_dict()) - forget_shares
+    assert "seed 3" in shown["experiment"] and "n_embd 96" in shown["model"]
+    html = config._repr_html_()
+    assert html.startswith("<table>") and html.count("<tr>") == len(shown)

@@ -81,6 +81,12 @@ def test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot(notebook, tmp_p
     if notebook.stem.startswith("02"):
         assert {r["model"] for r in metrics["targets"]} == {"base", "retrain"}, "both models' targets are checked"
         assert all({"base", "retrain"} <= set(row) for row in metrics["model_table"])
+    streams = [out_ for cell in json.loads(executed.read_text())["cells"] for out_ in cell.get("outputs", [])
+               if out_.get("output_type") == "stream"]
+    printed = "".join("".join(s["text"]) for s in streams)
+    assert "\r" not in printed and "\x1b" not in printed, "progress bars are left at their last state"
+    for noise in ("IProgress not found", "Loading weights", "Writing model shards", "loss_type=None"):
+        assert noise not in printed, f"library noise in the executed notebook: {noise!r}"
     secrets = _forgotten(notebook, params)
     assert secrets, "the scan must look for something"
     stores = sorted(p for p in out.rglob("store") if p.is_dir())  # on-disk memories: scanned for their own request

@@ -9,6 +9,7 @@ import pytest
 
 from sbu.batch.sequence import NotebookRun, execute_all, last_times, longest_first, plan_line
 from sbu.cli import _models_line
+from sbu.kernel import execute_notebook
 
 
 @pytest.fixture
@@ -88,3 +89,25 @@ def test_the_longest_notebook_starts_first(tmp_path):
     assert names == ["04_n", "03_n", "02_n", "01_n"]  # nothing measured yet: the last first
     took = {"01_n": 50, "02_n": 100, "03_n": 210, "04_n": 120}
     assert [run.notebook.stem for _, run in longest_first(runs, took)] == ["03_n", "04_n", "02_n", "01_n"]
+
+
+def test_an_executed_notebook_keeps_each_progress_bar_at_its_last_state(notebook, tmp_path):
+    """A cell's stdout and its stderr are each merged and read as a terminal shows them: one line per bar that
+    stays, none for a nested bar that clears itself, no carriage returns or cursor codes; what the cell printed
+    besides is kept whole, blank lines aside."""
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[1].source = ("import sys\nfrom tqdm import tqdm\n"
+                          "for _ in tqdm(range(2), desc='outer', file=sys.stderr):\n"
+                          "    for _ in tqdm(range(3), desc='inner', file=sys.stderr, leave=False, position=1):\n"
+                          "        print('x', end='', flush=True)\n"
+                          "print('\\nkept\\ttabs\\n\\nand lines')")
+    nbformat.write(nb, notebook)
+    executed = tmp_path / "executed.ipynb"
+    execute_notebook(notebook, executed, cwd=str(notebook.parent), progress_bar=False)
+    outputs = nbformat.read(executed, as_version=4).cells[1].outputs
+    streams = {out.name: out.text for out in outputs if out.output_type == "stream"}
+    assert [out.name for out in outputs].count("stderr") == 1 and [o.name for o in outputs].count("stdout") == 1
+    assert "\r" not in streams["stderr"] and "\x1b" not in streams["stderr"]
+    assert [line.split(":")[0] for line in streams["stderr"].splitlines()] == ["outer"]
+    assert "outer: 100%" in streams["stderr"] and "2/2" in streams["stderr"]
+    assert streams["stdout"] == "xxxxxx\nkept\ttabs\nand lines\n"

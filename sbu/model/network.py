@@ -9,8 +9,13 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers.utils import logging as hf_logging
 
 from sbu.errors import ConfigError, DataFileError
+
+# transformers draws a bar for every load and save of a model (a few per notebook cell, each under a second): noise
+# in an executed notebook; our own long steps have bars of their own
+hf_logging.disable_progress_bar()
 
 INFO_FILE = "sbu_model.json"  # what we know of how a model was made, beside its weights
 
