@@ -28,7 +28,7 @@ run: $(BASE)
 	$(BIN)/sbu run --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/ruff check sbu tests benchmarks
+	$(BIN)/ruff check sbu tests benchmarks tools
 	$(BIN)/python -m pytest -q --durations=20 -n $(TEST_WORKERS) --maxschedchunk=1
 
 bench: $(STAMP)

@@ -58,6 +58,15 @@ def tidy_streams(path: str | Path) -> None:
     nbformat.write(nb, str(path))
 
 
+def clear_outputs(path: str | Path) -> None:
+    """Remove every output and execution count from a notebook (a handout written with ``--prepare-only``)."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, str(path))
+
+
 def _as_shown(text: str) -> str:
     """What a terminal shows of ``text``: a line feed moves down, a carriage return starts the line over, the
     cursor-up code of a nested progress bar moves up; other escape codes are dropped."""

@@ -142,3 +142,6 @@ def test_sbu_run_checks_the_parameters_before_writing_a_handout(tmp_path, capsys
     injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
     assert "seed = 7" in "".join(injected["source"]) and 'crash_at = "after-BARRIER"' in "".join(injected["source"])
     assert not any(c.get("outputs") for c in cells), "prepared, not run"
+    assert main(["run", "--prepare-only", "--out", str(out), "02"]) == 0  # committed with the outputs nbval checks
+    cells = json.loads((out / "02_parameter_pathway" / "02_parameter_pathway.ipynb").read_text())["cells"]
+    assert not any(c.get("outputs") for c in cells), "a handout shows no output before the student runs it"

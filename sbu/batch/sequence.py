@@ -21,7 +21,7 @@ from tqdm import tqdm
 from sbu.batch.runner import THREAD_VARIABLES, run_progress, threads_per_run
 from sbu.cache import cache_dir
 from sbu.files import write_atomic
-from sbu.kernel import execute_notebook
+from sbu.kernel import clear_outputs, execute_notebook
 
 SAVE_SECONDS = 3  # how often papermill saves a notebook whose cell is printing (its default: 30)
 POLL_SECONDS = 1.0
@@ -88,6 +88,7 @@ def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_on
         for run in runs:
             execute_notebook(run.notebook, run.out / run.notebook.name, cwd=str(run.notebook.parent),
                              parameters=run.parameters, progress_bar=False, prepare_only=True)
+            clear_outputs(run.out / run.notebook.name)  # a handout shows nothing before the student runs it
         return
     at_once = max(1, min(jobs, len(runs)))
     threads = threads_per_run(at_once)
