@@ -9,7 +9,7 @@ PROFILE ?= smoke
 # hands out the longest tests first, one at a time (--maxschedchunk=1)
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
-.PHONY: setup run test lab bench clean-results
+.PHONY: setup run test lab bench clean-results browser
 
 # make run needs the package only; make test and make lab add the test tools and JupyterLab
 $(BASE): pyproject.toml
@@ -27,7 +27,15 @@ setup: $(STAMP)
 run: $(BASE)
 	$(BIN)/sbu run --profile $(PROFILE)
 
-test: $(STAMP)
+# the Lab's browser test drives Debian's headless Chromium through ChromeDriver; installed here where missing
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver for the Lab's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "no chromium or chromedriver, and no root apt-get to install them: the Lab's browser test is skipped"; fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check sbu tests benchmarks tools
 	$(BIN)/python -m pytest -q --durations=20 -n $(TEST_WORKERS) --maxschedchunk=1
 
@@ -36,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/parameter_cost.py
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean-results:
 	rm -rf results/

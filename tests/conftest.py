@@ -79,7 +79,6 @@ LONGEST_FIRST = [
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[03_synchronization]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[04_evaluation]",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[02_parameter_pathway]",
-    "test_nbval.py::test_a_fresh_execution_reproduces_the_committed_outputs[02_parameter_pathway]",
     "test_sync.py::test_sigkill_at_every_boundary_in_turn_then_resume_gives_the_uninterrupted_memory",
     "test_notebook_runs_and_leaves_no_plaintext_of_what_it_forgot[01_memory_pathway]",
     "test_pubmed_study.py::test_the_study_runs_on_real_abstracts",
