@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
 import papermill as pm
 from traitlets.config import Config
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
+SAVE_SECONDS = 3  # how often papermill saves a notebook whose cell is printing, for progress bars (its default: 30)
 CURSOR_UP = "\x1b[A"  # how a nested progress bar returns to its line
 TOKENS = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r|\n|[^\x1b\r\n]+")  # escape codes, returns, line feeds, text
 
@@ -34,6 +37,17 @@ def execute_notebook(notebook: str | Path, output: str | Path, **papermill_kwarg
     finally:
         if Path(output).is_file():  # also after a failed cell: papermill has written the notebook up to it
             tidy_streams(output)
+
+
+def execute_timed(notebook: Path, output: Path, parameters: dict, threads: int | None = None) -> float:
+    """Execute a notebook at its own thread count (its kernel inherits it); the seconds it took. What ``sbu run``'s
+    pool processes call: it lives here so that a fresh process imports papermill, not the package's heavy parts."""
+    if threads:
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    start = time.perf_counter()
+    execute_notebook(notebook, output, cwd=str(notebook.parent), parameters=parameters, progress_bar=False,
+                     autosave_cell_every=SAVE_SECONDS)
+    return time.perf_counter() - start
 
 
 def tidy_streams(path: str | Path) -> None:

@@ -27,10 +27,9 @@ from sbu.batch.folder import notebook_hash, read_marker
 from sbu.batch.sweep import SET_BY_BATCH, Run, Sweep, grid_label
 from sbu.errors import DataFileError
 from sbu.files import write_atomic
-from sbu.kernel import execute_notebook
+from sbu.kernel import THREAD_VARIABLES, execute_notebook
 
 TRACEBACK_LINES = 20
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch and numpy size their thread pools by
 PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
 LOCAL = "local"  # where a run of the local pool ran (done.json's worker)
 

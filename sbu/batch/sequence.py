@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import sys
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from sbu.batch.runner import THREAD_VARIABLES, run_progress, threads_per_run
+from sbu.batch.runner import run_progress, threads_per_run
 from sbu.cache import cache_dir
 from sbu.files import write_atomic
-from sbu.kernel import clear_outputs, execute_notebook
+from sbu.kernel import clear_outputs, execute_notebook, execute_timed
 
-SAVE_SECONDS = 3  # how often papermill saves a notebook whose cell is printing (its default: 30)
 POLL_SECONDS = 1.0
 
 
@@ -105,7 +102,8 @@ def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_on
         while queue or going:
             while queue and len(going) < at_once and failure is None:
                 i, run = queue.pop(0)
-                going[pool.submit(_execute, run, threads)] = i
+                going[pool.submit(execute_timed, run.notebook, run.out / run.notebook.name, run.parameters,
+                                  threads)] = i
             if failure is not None:
                 queue.clear()
             if not going:
@@ -134,16 +132,6 @@ def longest_first(queue: list[tuple[int, NotebookRun]], took: dict[str, float]) 
 
 
 BAR = "{desc}: {n}/{total} cells |{bar:20}| {elapsed}{postfix}"
-
-
-def _execute(run: NotebookRun, threads: int | None) -> float:
-    """One notebook in a process of the pool: its kernel inherits the thread count; the seconds it took."""
-    if threads:
-        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
-    start = time.perf_counter()
-    execute_notebook(run.notebook, run.out / run.notebook.name, cwd=str(run.notebook.parent),
-                     parameters=run.parameters, progress_bar=False, autosave_cell_every=SAVE_SECONDS)
-    return time.perf_counter() - start
 
 
 def _show(target: Path, bar: tqdm, always: bool = True) -> None:
