@@ -76,7 +76,7 @@ def run(args) -> int:
     if args.prepare_only:
         print(f"[sbu run] preparing {len(runs)} notebook(s) with their parameters, without running them", flush=True)
     else:
-        print(plan_line(runs, profile, _models_line(params)), flush=True)
+        print(plan_line(runs, profile, _models_line(params), jobs=args.jobs), flush=True)
     start = time.perf_counter()
     for notebook_run in runs:
         notebook_run.out.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
 import pytest
 
-from sbu.batch.sequence import NotebookRun, execute_all, last_times, longest_first, plan_line
+from sbu.batch.sequence import NotebookRun, _left, _makespan, execute_all, last_times, longest_first, plan_line
 from sbu.cli import _models_line
 from sbu.kernel import execute_notebook
 
@@ -53,7 +54,10 @@ def test_notebooks_run_side_by_side_under_a_bar_each_and_their_times_feed_the_ne
         assert "finished" in "".join(executed["cells"][-1]["outputs"][0]["text"])
     times = last_times("smoke")
     assert set(times) == {"07_small", "08_b"} and all(t >= 6 for t in times.values())  # three 2 s sleeps each
-    assert "about" in plan_line(runs, "smoke", "") and "last run" in plan_line(runs, "smoke", "")
+    assert "last run" in plan_line(runs, "smoke", "")
+    took = max(times.values())  # two at a time, the two take as long as the longer; one at a time, the sum
+    assert f"about {took:.0f} s" in plan_line(runs, "smoke", "", jobs=2) or took >= 60
+    assert f"about {sum(times.values()):.0f} s" in plan_line(runs, "smoke", "", jobs=1) or sum(times.values()) >= 60
     assert "no earlier run" in plan_line(runs, "paper", "")
 
 
@@ -89,6 +93,8 @@ def test_the_longest_notebook_starts_first(tmp_path):
     assert names == ["04_n", "03_n", "02_n", "01_n"]  # nothing measured yet: the last first
     took = {"01_n": 50, "02_n": 100, "03_n": 210, "04_n": 120}
     assert [run.notebook.stem for _, run in longest_first(runs, took)] == ["03_n", "04_n", "02_n", "01_n"]
+    assert _makespan(list(took.values()), 2) == 260  # 03 then 01 on one side, 04 then 02 on the other
+    assert _makespan(list(took.values()), 1) == 480 and _makespan(list(took.values()), 8) == 210
 
 
 def test_an_executed_notebook_keeps_each_progress_bar_at_its_last_state(notebook, tmp_path):
@@ -111,3 +117,10 @@ def test_an_executed_notebook_keeps_each_progress_bar_at_its_last_state(notebook
     assert [line.split(":")[0] for line in streams["stderr"].splitlines()] == ["outer"]
     assert "outer: 100%" in streams["stderr"] and "2/2" in streams["stderr"]
     assert streams["stdout"] == "xxxxxx\nkept\ttabs\nand lines\n"
+
+
+def test_a_running_notebook_shows_the_time_left_by_its_last_run():
+    assert _left(60, time.monotonic() - 15) in {f"about {n} s left" for n in range(40, 46)}
+    assert _left(600, time.monotonic() - 60) in {"about 9.0 min left", "about 8.9 min left"}
+    assert _left(10, time.monotonic() - 30) == "longer than last time"
+    assert _left(None, time.monotonic()) == "" and _left(60, None) == ""

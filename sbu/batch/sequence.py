@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,17 +60,25 @@ def record_time(profile: str, notebook: str, seconds: float) -> None:
     write_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
-def plan_line(runs: list[NotebookRun], profile: str, models: str) -> str:
+def plan_line(runs: list[NotebookRun], profile: str, models: str, jobs: int = 2) -> str:
     """The first line of ``sbu run``: which notebooks, at which profile, where the models come from, and how
-    long this machine took for them last time."""
+    long they should take, ``jobs`` at a time, by this machine's last run of each."""
     names = ", ".join(run.notebook.stem for run in runs)
     known = last_times(profile)
     took = [known[run.notebook.stem] for run in runs if run.notebook.stem in known]
     if len(took) == len(runs):
-        estimate = f"about {_minutes(sum(took))} (this machine's last run)"
+        estimate = f"about {_minutes(_makespan(took, jobs))} (by this machine's last run)"
     else:
         estimate = "no earlier run at this profile here to estimate from (the README gives measured times)"
     return f"[sbu run] {len(runs)} notebook(s) at profile {profile}: {names}; {models}; {estimate}"
+
+
+def _makespan(seconds: list[float], jobs: int) -> float:
+    """How long runs of these lengths take ``jobs`` at a time, the longest first, each to the first free slot."""
+    ends = [0.0] * max(1, jobs)
+    for length in sorted(seconds, reverse=True):
+        ends[ends.index(min(ends))] += length
+    return max(ends)
 
 
 def _minutes(seconds: float) -> str:
@@ -96,21 +105,26 @@ def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_on
     ticking = sys.stderr.isatty()  # a terminal redraws the elapsed time every second; a log gets changes only
     failure = None
     # spawn: a fresh interpreter per notebook process, the same on Linux and macOS, no forked kernel state
+    took, started = last_times(profile), {}
     with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("spawn")) as pool:
-        queue = longest_first(list(enumerate(runs)), last_times(profile))
+        queue = longest_first(list(enumerate(runs)), took)
         going = {}  # handed to the pool only as a process frees up, so that a failure can stop the rest
         while queue or going:
             while queue and len(going) < at_once and failure is None:
                 i, run = queue.pop(0)
                 going[pool.submit(execute_timed, run.notebook, run.out / run.notebook.name, run.parameters,
                                   threads)] = i
+                bars[i].reset()  # its elapsed time counts from its start
+                started[i] = time.monotonic()
             if failure is not None:
                 queue.clear()
             if not going:
                 break
             finished, _ = wait(going, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             for i, run in enumerate(runs):
-                _show(run.out / run.notebook.name, bars[i], always=ticking)
+                # the time left ticks every second: in a terminal only, a log gets a line when something changed
+                left = _left(took.get(run.notebook.stem), started.get(i)) if ticking and i in going.values() else ""
+                _show(run.out / run.notebook.name, bars[i], always=ticking, left=left)
             for future in finished:
                 run = runs[going.pop(future)]
                 if future.exception() is not None:
@@ -121,6 +135,14 @@ def execute_all(runs: list[NotebookRun], profile: str, jobs: int = 2, prepare_on
         bar.close()
     if failure is not None:
         raise failure
+
+
+def _left(last: float | None, start: float | None) -> str:
+    """The time left for a running notebook, by how long it took last time (empty without a last time)."""
+    if last is None or start is None:
+        return ""
+    remaining = last - (time.monotonic() - start)
+    return f"about {_minutes(remaining)} left" if remaining > 0 else "longer than last time"
 
 
 def longest_first(queue: list[tuple[int, NotebookRun]], took: dict[str, float]) -> list[tuple[int, NotebookRun]]:
@@ -134,11 +156,11 @@ def longest_first(queue: list[tuple[int, NotebookRun]], took: dict[str, float]) 
 BAR = "{desc}: {n}/{total} cells |{bar:20}| {elapsed}{postfix}"
 
 
-def _show(target: Path, bar: tqdm, always: bool = True) -> None:
+def _show(target: Path, bar: tqdm, always: bool = True, left: str = "") -> None:
     progress = run_progress(target)
     if progress is None:
         return
-    postfix = " · ".join(p for p in (progress.code, progress.running) if p)
+    postfix = " · ".join(p for p in (left, progress.code, progress.running) if p)
     changed = (bar.total, bar.n, bar.postfix) != (progress.cells, progress.cells_done, postfix)
     bar.total, bar.n = progress.cells, progress.cells_done
     bar.set_postfix_str(postfix, refresh=False)
