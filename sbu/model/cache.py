@@ -3,8 +3,8 @@ the hash of corpus, configs and the split left out; processes that need a model 
 
 The smoke defaults' two models ship with the package (``sbu/model/weights/``, about 2 MB each), so a first run
 copies them instead of training for minutes; their folder names are cache keys, so any change to the corpus, the
-configs, the tokenizer or the training examples misses them and trains afresh. A test retrains them from scratch
-and checks that they behave the same (``tests/test_smoke_models.py``)."""
+configs, the tokenizer or the training examples misses them and trains afresh. A test trains the base model from
+scratch and checks it against the shipped one (``tests/test_smoke_models.py``)."""
 
 from __future__ import annotations
 
