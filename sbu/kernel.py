@@ -39,11 +39,17 @@ def execute_notebook(notebook: str | Path, output: str | Path, **papermill_kwarg
             tidy_streams(output)
 
 
+def use_threads(threads: int | None) -> None:
+    """Set this process's thread count for the kernels it starts next (they inherit the environment); None keeps
+    what is there."""
+    if threads:
+        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+
+
 def execute_timed(notebook: Path, output: Path, parameters: dict, threads: int | None = None) -> float:
     """Execute a notebook at its own thread count (its kernel inherits it); the seconds it took. What ``sbu run``'s
     pool processes call: it lives here so that a fresh process imports papermill, not the package's heavy parts."""
-    if threads:
-        os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    use_threads(threads)
     start = time.perf_counter()
     execute_notebook(notebook, output, cwd=str(notebook.parent), parameters=parameters, progress_bar=False,
                      autosave_cell_every=SAVE_SECONDS)

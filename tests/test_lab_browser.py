@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -26,7 +25,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+from tests.test_nbval import NOTEBOOKS, notebook_copy
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 RUN_SECONDS = 600  # notebook 01 runs in about a minute on two cores; a slow day and a shared machine take longer
 
@@ -51,14 +51,12 @@ def _stop(process: subprocess.Popen) -> None:
 def lab(tmp_path):
     """JupyterLab on 127.0.0.1 serving a folder that holds notebook 01 (its out_dir in the folder too); the URL of
     the notebook, with the server's token."""
-    nb = nbformat.read(NOTEBOOKS / "01_memory_pathway.ipynb", as_version=4)
-    parameters = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    parameters.source = "\n".join(f"out_dir: str = {str(tmp_path / 'out')!r}" if line.startswith("out_dir")
-                                  else line for line in parameters.source.splitlines())
+    copy = notebook_copy(NOTEBOOKS / "01_memory_pathway.ipynb", tmp_path)
+    nb = nbformat.read(copy, as_version=4)
     for cell in nb.cells:  # the committed outputs nbval checks must not count as what this run showed
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    nbformat.write(nb, tmp_path / "01_memory_pathway.ipynb")
+    nbformat.write(nb, copy)
     token, port = secrets.token_hex(16), _free_port()
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)  # every cell in the page, not only those scrolled into view

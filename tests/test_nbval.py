@@ -21,7 +21,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 MARK = "# NBVAL_CHECK_OUTPUT"
 
 
-def _copy(notebook: Path, folder: Path, keep: int | None = None) -> Path:
+def notebook_copy(notebook: Path, folder: Path, keep: int | None = None) -> Path:
     """The notebook with ``out_dir`` in ``folder`` (and only its first ``keep`` cells, if given)."""
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = nb.cells[:keep] if keep else nb.cells
@@ -50,7 +50,7 @@ def test_a_fresh_execution_reproduces_the_committed_outputs(name, tmp_path):
     assert len(marked) >= 4 and all(c.outputs for c in marked), "the checked cells carry their committed outputs"
     assert not [c for c in cells if c.cell_type == "code" and not c.source.startswith(MARK) and c.outputs]
     last = max(i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.startswith(MARK))
-    run = _nbval(_copy(notebook, tmp_path, keep=last + 1))  # the cells after the last checked one need not run
+    run = _nbval(notebook_copy(notebook, tmp_path, keep=last + 1))  # the cells after the last checked one need not run
     assert run.returncode == 0, run.stdout[-4000:]
     assert " passed" in run.stdout and "failed" not in run.stdout and "Cell outputs differ" not in run.stdout
 
@@ -60,7 +60,7 @@ def test_a_changed_number_is_caught(tmp_path):
     notebook = NOTEBOOKS / "01_memory_pathway.ipynb"
     first_marked = next(i for i, c in enumerate(nbformat.read(notebook, as_version=4).cells)
                         if c.cell_type == "code" and c.source.startswith(MARK))
-    copy = _copy(notebook, tmp_path, keep=first_marked + 1)
+    copy = notebook_copy(notebook, tmp_path, keep=first_marked + 1)
     nb = nbformat.read(copy, as_version=4)
     result = nb.cells[first_marked].outputs[0]
     result["data"]["text/plain"] = result["data"]["text/plain"].replace("holdout        12", "holdout        13")

@@ -27,7 +27,7 @@ from sbu.batch.folder import notebook_hash, read_marker
 from sbu.batch.sweep import SET_BY_BATCH, Run, Sweep, grid_label
 from sbu.errors import DataFileError
 from sbu.files import write_atomic
-from sbu.kernel import THREAD_VARIABLES, execute_notebook
+from sbu.kernel import THREAD_VARIABLES, execute_notebook, use_threads
 
 TRACEBACK_LINES = 20
 PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
@@ -94,8 +94,7 @@ def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int 
 def execute_run(task: RunTask, worker: str = LOCAL) -> RunOutcome:
     """Run one grid point in an empty folder and leave its marker. A failure of the run is its outcome; only a
     folder that cannot be written raises. Runs in a worker process of the local pool or on a Dask worker."""
-    if task.threads:  # the kernel papermill starts inherits this process's environment
-        os.environ.update({name: str(task.threads) for name in THREAD_VARIABLES})
+    use_threads(task.threads)  # the kernel papermill starts inherits this process's environment
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     fresh_folder(task.folder)
     start = time.perf_counter()

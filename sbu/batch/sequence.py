@@ -38,26 +38,30 @@ def timings_file() -> Path:
     return cache_dir() / "run-times.json"
 
 
+def _read_times() -> dict:
+    """``run-times.json`` as a mapping; empty when missing or unreadable (it is only an estimate)."""
+    try:
+        record = json.loads(timings_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def last_times(profile: str) -> dict[str, float]:
     """Seconds each notebook took at ``profile`` in the last run on this machine (empty: none yet)."""
     try:
-        record = json.loads(timings_file().read_text())
-        return {k: float(v) for k, v in record.get(profile, {}).items()}
-    except (OSError, ValueError, AttributeError, TypeError):
+        return {k: float(v) for k, v in _read_times().get(profile, {}).items()}
+    except (AttributeError, TypeError, ValueError):
         return {}
 
 
 def record_time(profile: str, notebook: str, seconds: float) -> None:
-    path = timings_file()
-    try:
-        record = json.loads(path.read_text()) if path.is_file() else {}
-        if not isinstance(record, dict):
-            record = {}
-    except (OSError, ValueError):
-        record = {}
-    record.setdefault(profile, {})[notebook] = round(seconds, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(record, indent=1) + "\n")
+    record = _read_times()
+    if not isinstance(record.get(profile), dict):
+        record[profile] = {}
+    record[profile][notebook] = round(seconds, 1)
+    timings_file().parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(timings_file(), json.dumps(record, indent=1) + "\n")
 
 
 def plan_line(runs: list[NotebookRun], profile: str, models: str, jobs: int = 2) -> str:
