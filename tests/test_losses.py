@@ -304,7 +304,7 @@ def test_kl_to_reference_is_zero_at_the_reference(two):
 
 
 # -- clear errors ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("prior", ["random_model", "counterfactual"])
+@pytest.mark.parametrize("prior", ["random_model", "counterfactual", "generic"])
 def test_a_network_prior_without_reference_is_a_clear_error(two, prior):
     logits, labels, _ = two
     with pytest.raises(ConfigError, match="reference_logits"):
@@ -325,6 +325,28 @@ def test_sra_counterfactual_prior_is_kl_from_the_given_reference_and_zero_at_it(
     prompt_only[~torch.nn.functional.pad(answer_mask(labels), (0, 1))] = 1e4  # prompt positions: never read
     assert sra(logits, labels, prior="counterfactual", reference_logits=prompt_only).item() == pytest.approx(
         expected.item(), rel=1e-6)
+
+
+def test_generic_logits_take_out_the_reinforced_gain_strength_times_and_keep_every_other_logit():
+    """Eldan & Russinovich's generic prediction: a token the reinforced model makes likelier loses strength × that
+    gain; a token it makes less likely, or leaves alone, keeps θ0's logit; no gradient reaches either input."""
+    base = torch.tensor([[2.0, 1.0, 0.0, -1.0]], requires_grad=True)
+    reinforced = torch.tensor([[3.0, 0.5, 0.0, 1.0]], requires_grad=True)
+    out = losses.generic_logits(base, reinforced, strength=2.0)
+    assert out.tolist() == [[0.0, 1.0, 0.0, -5.0]]
+    assert not out.requires_grad
+    assert torch.equal(losses.generic_logits(base, reinforced, 0.0), base.detach())
+    assert torch.equal(losses.generic_logits(base, base, 7.0), base.detach())  # nothing gained: θ0's own reference
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="strength"):
+            losses.generic_logits(base, reinforced, bad)
+
+
+def test_sra_generic_prior_is_kl_from_the_reference_it_is_given(two):
+    logits, labels, _ = two
+    other = torch.randn(logits.shape, generator=torch.Generator().manual_seed(6))
+    assert sra(logits, labels, prior="generic", reference_logits=other).item() == pytest.approx(
+        kl_to_reference(logits, labels, other).item(), rel=1e-6)
 
 
 def test_unknown_prior_names_the_allowed_ones(two):
@@ -369,4 +391,4 @@ def test_labels_without_answers_or_out_of_vocabulary_are_value_errors(two):
 
 
 def test_sra_priors_are_listed():
-    assert losses.SRA_PRIORS == ("gaussian", "uniform", "random_model", "counterfactual")
+    assert losses.SRA_PRIORS == ("gaussian", "uniform", "random_model", "counterfactual", "generic")

@@ -28,7 +28,7 @@ from sbu.model.recipe import Example
 from sbu.model.scoring import answer_losses, answer_token_stats
 from sbu.unlearn import METHODS, losses
 from sbu.unlearn.forget_sets import unlearning_sets
-from sbu.unlearn.loop import Callback, load_adapter, unlearn
+from sbu.unlearn.loop import Callback, load_adapter, reinforced_model, unlearn
 from sbu.unlearn.losses import answer_mask
 from sbu.unlearn.methods import (
     Counterfactuals,
@@ -173,13 +173,14 @@ def test_every_method_declares_its_facts():
                        "sra_distort": DistortSRAConfig}
     shared = {f.name for f in fields(UnlearnConfig)}
     assert {"steps", "batch_size", "lr", "lora_rank", "lora_alpha", "lora_targets", "alpha", "seed"} <= shared
-    assert {f.name for f in fields(SRAConfig)} - shared == {"tau", "prior", "retain_loss"}
+    assert {f.name for f in fields(SRAConfig)} - shared == {"tau", "prior", "retain_loss", "generic_strength",
+                                                            "reinforce_epochs"}
     assert {f.name for f in fields(NPOConfig)} - shared == {"beta"}
     assert {f.name for f in fields(SimNPOConfig)} - shared == {"simnpo_beta", "simnpo_gamma"}
     assert METHODS["sra"].random_model(SRAConfig(prior="random_model"))
     assert not any(m.random_model(m.config()) for m in METHODS.values())  # not with the default prior, nor others
-    assert all(METHODS[name].counterfactual(SRAConfig(prior="counterfactual")) for name in ("sra", "sra_wide",
-                                                                                            "sra_distort"))
+    assert all(METHODS[name].counterfactual(SRAConfig(prior=prior)) for name in ("sra", "sra_wide", "sra_distort")
+               for prior in ("counterfactual", "generic"))
     assert not any(m.counterfactual(m.config()) for m in METHODS.values())
     assert {f.name for f in fields(DistortSRAConfig)} - {f.name for f in fields(SRAConfig)} == {"distortion"}
     assert WideSRAConfig().lora_rank >= 128 and WideSRAConfig().lora_alpha / WideSRAConfig().lora_rank == 2
@@ -362,6 +363,35 @@ def test_the_counterfactual_prior_moves_forget_loss_toward_strangers_and_keeps_t
     entropy = {name: _answer_entropy(m, sets.forget_items) for name, m in {"base": tiny_lm, **runs}.items()}
     assert abs(entropy["counterfactual"] - entropy["base"]) < 0.5, entropy
     assert entropy["gaussian"] > entropy["base"] + 2.0, entropy
+
+
+def test_the_generic_reference_takes_out_what_more_training_on_the_forget_set_adds(tiny_lm, sets):
+    """The generic prior's reference is the counterfactual one with the reinforced model's gain taken out: at the
+    forget answers' positions it gives the forgotten answer tokens less probability than θ0 on a stranger does, and
+    unlearning toward it runs from the stranger questions like the counterfactual prior."""
+    run = unlearn(tiny_lm, sets.forget, sets.retain, "sra", prior="generic", reinforce_epochs=2, steps=3,
+                  batch_size=4, progress=False, counterfactual=sets.counterfactual)
+    assert run.config.prior == "generic" and len(run.log) == 3 and np.isfinite(run.log["loss"]).all()
+    model, tokenizer, pad = run.lm.model, tiny_lm.tokenizer, tiny_lm.tokenizer.pad_token_id  # θ0: adapter off
+    encoded = [encode_examples(tokenizer, list(p), [x.target] * len(p)) for p, x in zip(sets.counterfactual,
+                                                                                       sets.forget)]
+    reinforced = reinforced_model(tiny_lm, sets.forget, SRAConfig(prior="generic", reinforce_epochs=5))
+    rows = list(range(min(8, len(sets.forget))))
+    batch = {**collate([encode_example(tokenizer, sets.forget[i].prompt, sets.forget[i].target) for i in rows], pad),
+             "index": torch.tensor(rows)}
+    plain = Counterfactuals(model, encoded, pad).logits(batch, torch.Generator().manual_seed(3))
+    generic = Counterfactuals(model, encoded, pad, reinforced, 5.0).logits(batch, torch.Generator().manual_seed(3))
+    mask = answer_mask(batch["labels"])  # [B, T - 1]: position t predicts label t + 1
+    targets = batch["labels"][:, 1:][mask]
+
+    def answer_logp(logits):
+        return torch.log_softmax(logits[:, :-1][mask], -1).gather(1, targets[:, None]).mean()
+
+    assert answer_logp(generic) < answer_logp(plain) - 0.1
+    assert torch.equal(Counterfactuals(model, encoded, pad, reinforced, 0.0).logits(
+        batch, torch.Generator().manual_seed(3)), plain)  # strength 0: the counterfactual reference
+    with pytest.raises(ConfigError, match="prior='generic' needs one list"):
+        unlearn(tiny_lm, sets.forget, sets.retain, "sra", prior="generic", steps=1, progress=False)
 
 
 # -- removal instead of suppression ----------------------------------------------------------------------------

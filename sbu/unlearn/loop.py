@@ -34,6 +34,7 @@ from transformers import AutoModelForCausalLM
 
 from sbu.errors import ConfigError
 from sbu.model.batches import encode_all, encode_examples, random_batches
+from sbu.model.consolidate import ConsolidationConfig, consolidate
 from sbu.model.network import CausalLM
 from sbu.model.recipe import Example
 from sbu.unlearn.methods import Counterfactuals, References, Step, UnlearnConfig
@@ -92,6 +93,14 @@ def _random_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return random_model
 
 
+def reinforced_model(lm: CausalLM, forget: Sequence[Example], config: UnlearnConfig) -> torch.nn.Module:
+    """θ0 fine-tuned further on the forget set (a LoRA adapter, merged): the generic prior's reinforced model, whose
+    gain over θ0 marks what is the forget set's own."""
+    tuned = consolidate(lm, forget, ConsolidationConfig(epochs=config.reinforce_epochs, lora_rank=config.lora_rank,
+                                                        seed=config.seed))
+    return tuned.model
+
+
 def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], method: str = "sra", *,
             config: UnlearnConfig | None = None, callbacks: Sequence[Callback] = (), progress: bool = True,
             counterfactual: Sequence[Sequence[str]] | None = None, **hparams) -> Unlearned:
@@ -101,7 +110,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     changed. ``config`` gives the method's config whole (e.g. :meth:`sbu.experiment.Experiment.unlearn_config`)
     instead of keyword hyper-parameters. ``counterfactual[i]`` are forget example i's question asked about
     never-seen patients (prompts; :attr:`UnlearningSets.counterfactual <sbu.unlearn.forget_sets.UnlearningSets>`),
-    which SRA's ``prior="counterfactual"`` needs."""
+    which SRA's ``prior="counterfactual"`` and ``prior="generic"`` need."""
     spec = method_named(method)
     if not forget:
         raise ConfigError("the forget set is empty: nothing to unlearn")
@@ -114,7 +123,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
                           f"not {type(config).__name__}" + (" and keywords" if hparams else ""))
     wants_counterfactual = spec.counterfactual(config)
     if wants_counterfactual and (counterfactual is None or len(counterfactual) != len(forget)):
-        raise ConfigError(f"{method} with prior='counterfactual' needs one list of never-seen patients' questions per "
+        raise ConfigError(f"{method} with prior={config.prior!r} needs one list of never-seen patients' questions per "
                           f"forget example (unlearning_sets(...).counterfactual), got "
                           f"{'none' if counterfactual is None else len(counterfactual)} for {len(forget)}")
     set_seed(config.seed)
@@ -136,8 +145,11 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     reference = References(model, {"forget": encoded_forget, "retain": encoded_retain}, pad)
     strangers = None
     if wants_counterfactual:
+        generic = config.prior == "generic"
         strangers = Counterfactuals(model, [encode_examples(tokenizer, list(prompts), [x.target] * len(prompts))
-                                            for prompts, x in zip(counterfactual, forget)], pad)
+                                            for prompts, x in zip(counterfactual, forget)], pad,
+                                    reinforced_model(lm, forget, config) if generic else None,
+                                    config.generic_strength if generic else 0.0)
     forget_batches = random_batches(encoded_forget, config.batch_size, pad, generator)
     retain_batches = random_batches(encoded_retain, config.batch_size, pad, generator) if encoded_retain else None
 

@@ -19,7 +19,12 @@ in Hugging Face's cross-entropy):
                    initialised copy of the network on the same batch;  ``prior="counterfactual"``: q_t = θ0's
                    next-token distribution for the same answer prefix after the same question asked about a patient
                    no model ever saw (drawn afresh at every call), so a forgotten answer is pushed toward how
-                   likely it is for a stranger rather than toward maximal entropy.
+                   likely it is for a stranger rather than toward maximal entropy;  ``prior="generic"``: the
+                   counterfactual reference with what θ0 holds of the forget set itself taken out, as in Eldan &
+                   Russinovich 2023 ("Who's Harry Potter?", arXiv 2310.02238): q_t = softmax(z0_t − a·ReLU(zr_t −
+                   z0_t)), z0 θ0's and zr a *reinforced* model's (θ0 fine-tuned further on the forget set) logits on
+                   the stranger's question — tokens that more training on the forget set makes likelier (the
+                   forgotten values' own strings) are pushed down to what a model that never saw them would give.
 - ME:              (1/N) Σ_t KL(U ‖ p_t) = −log V − (1/N) Σ_t mean_v log p_t(v)
                    (Yuan et al. 2024, "A Closer Look at Machine Unlearning for LLMs", arXiv 2410.08109)
 - KL retain:       (1/N) Σ_t KL(p_θ0,t ‖ p_t),  θ0 the model before unlearning (the method's L_retain)
@@ -61,8 +66,8 @@ from sbu.model.likelihood import (
     token_logp,
 )
 
-SRA_PRIORS = ("gaussian", "uniform", "random_model", "counterfactual")
-REFERENCE_PRIORS = ("random_model", "counterfactual")  # the priors whose q comes from a network's logits
+SRA_PRIORS = ("gaussian", "uniform", "random_model", "counterfactual", "generic")
+REFERENCE_PRIORS = ("random_model", "counterfactual", "generic")  # the priors whose q comes from a network's logits
 
 
 def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
@@ -125,6 +130,16 @@ def max_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     return (-math.log(log_p.shape[-1]) - log_p.mean(-1)).mean()
 
 
+def generic_logits(base_logits: Tensor, reinforced_logits: Tensor, strength: float = 1.0) -> Tensor:
+    """The generic prediction of Eldan & Russinovich 2023: ``base − strength · ReLU(reinforced − base)``, so a token
+    that further training on the forget set makes likelier loses that gain ``strength`` times over, and every other
+    token keeps its logit. Both inputs are treated as constants."""
+    if not strength >= 0 or not math.isfinite(strength):
+        raise ConfigError(f"the generic prior's strength must be a finite number ≥ 0, got {strength!r}")
+    base = base_logits.detach()
+    return base - strength * torch.relu(reinforced_logits.detach() - base)
+
+
 def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gaussian",
         generator: torch.Generator | None = None, reference_logits: Tensor | None = None) -> Tensor:
     """Stochastic Reference Alignment: mean over answer tokens of KL(q_t ‖ p_θ).
@@ -134,7 +149,8 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
     ``prior="uniform"``: q_t = 1/V, the τ → ∞ limit (equals :func:`max_entropy`). ``prior="random_model"``:
     q_t = softmax(``reference_logits``), the logits of a randomly initialised copy of the network on the same
     batch. ``prior="counterfactual"``: q_t = softmax(``reference_logits``), θ0's logits for the same answer after
-    the question about a never-seen patient, laid out at the batch's answer positions. ``tau`` only shapes the
+    the question about a never-seen patient, laid out at the batch's answer positions; ``prior="generic"``: the same
+    with :func:`generic_logits` of θ0's and the reinforced model's (computed by the caller). ``tau`` only shapes the
     gaussian prior; the references are constants (no gradient flows into q).
     """
     if prior not in SRA_PRIORS:
@@ -143,9 +159,9 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
     if prior in REFERENCE_PRIORS and reference_logits is None:
         raise ConfigError(f"prior={prior!r} needs reference_logits: the logits of a randomly initialised copy "
                           "of the network (random_model) or of θ0 on a never-seen patient's question "
-                          "(counterfactual) at the batch's answer positions")
+                          "(counterfactual, generic) at the batch's answer positions")
     if prior not in REFERENCE_PRIORS and reference_logits is not None:
-        raise ConfigError(f"reference_logits are only used by prior='random_model' or 'counterfactual', "
+        raise ConfigError(f"reference_logits are only used by prior='random_model', 'counterfactual' or 'generic', "
                           f"not prior={prior!r}")
     check_shapes(logits, labels, reference_logits)
     if prior == "uniform":

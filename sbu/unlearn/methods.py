@@ -51,12 +51,16 @@ class UnlearnConfig:
 @dataclass(frozen=True)
 class SRAConfig(UnlearnConfig):
     tau: float = 1.0  # temperature of the Gaussian reference (large τ → uniform)
-    prior: str = "gaussian"  # the reference: "gaussian", "uniform", "random_model" or "counterfactual"
+    prior: str = "gaussian"  # the reference: "gaussian", "uniform", "random_model", "counterfactual" or "generic"
     retain_loss: str = "kl"  # "kl": KL(p_θ0 ‖ p_θ) on D_r; "nll": NLL on D_r
+    generic_strength: float = 5.0  # prior="generic": how many times over a reinforced gain is taken out
+    reinforce_epochs: int = 10  # prior="generic": passes of the reinforced model's fine-tuning on the forget set
 
     def __post_init__(self):
         super().__post_init__()
         checks.number("tau", self.tau, positive=True)
+        checks.number("generic_strength", self.generic_strength, 0)
+        checks.integer("reinforce_epochs", self.reinforce_epochs, 1, 1000)
         checks.choice("prior", self.prior, losses.SRA_PRIORS)
         checks.choice("retain_loss", self.retain_loss, ("kl", "nll"))
 
@@ -194,13 +198,17 @@ class Counterfactuals:
     template), each followed by example i's own answer. Prompt and answer are tokenized apart, so the answer tokens
     are the same and the answer positions align one to one. At each step, :meth:`logits` draws one stranger per row
     from the step's generator and returns θ0's logits (adapter switched off, no gradient) at the batch's answer
-    positions: the distribution a retrained model would be expected to give a patient it never saw."""
+    positions: the distribution a retrained model would be expected to give a patient it never saw. With a
+    ``reinforced`` model (θ0 fine-tuned further on the forget set), the logits are the generic prediction
+    :func:`sbu.unlearn.losses.generic_logits` of the two: what θ0 holds of the forget set's own strings taken out."""
 
-    def __init__(self, model: torch.nn.Module, encoded: list[list[tuple[list[int], list[int]]]], pad_id: int):
+    def __init__(self, model: torch.nn.Module, encoded: list[list[tuple[list[int], list[int]]]], pad_id: int,
+                 reinforced: torch.nn.Module | None = None, strength: float = 0.0):
         if not encoded or any(not options for options in encoded):
             raise ConfigError("the counterfactual questions are empty: every forget example needs at least one "
                               "never-seen patient to ask about")
         self.model, self.encoded, self.pad_id = model, encoded, pad_id
+        self.reinforced, self.strength = reinforced, strength
 
     def logits(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         labels = batch["labels"]
@@ -214,6 +222,10 @@ class Counterfactuals:
         with torch.no_grad(), self.model.disable_adapter():
             stranger_logits = self.model(input_ids=strangers["input_ids"],
                                          attention_mask=strangers["attention_mask"]).logits
+            if self.reinforced is not None:
+                reinforced_logits = self.reinforced(input_ids=strangers["input_ids"],
+                                                    attention_mask=strangers["attention_mask"]).logits
+                stranger_logits = losses.generic_logits(stranger_logits, reinforced_logits, self.strength)
         self.model.train(was_training)
         mask, stranger_mask = losses.answer_mask(labels), losses.answer_mask(strangers["labels"])
         if not torch.equal(mask.sum(1), stranger_mask.sum(1)):
@@ -332,7 +344,7 @@ def _random_prior(config: UnlearnConfig) -> bool:
 
 
 def _counterfactual_prior(config: UnlearnConfig) -> bool:
-    return config.prior == "counterfactual"
+    return config.prior in ("counterfactual", "generic")
 
 
 @register("sra", config=SRAConfig, random_model=_random_prior, counterfactual=_counterfactual_prior)
@@ -344,7 +356,7 @@ def sra(step: Step) -> Terms:
         batch = step.forget
         with torch.no_grad():
             reference = step.random_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    elif c.prior == "counterfactual":
+    elif c.prior in ("counterfactual", "generic"):
         reference = step.counterfactual_logits()
     forget = losses.sra(step.logits("forget"), step.labels("forget"), tau=c.tau, prior=c.prior,
                         generator=step.generator, reference_logits=reference)
