@@ -4,8 +4,9 @@ and without the request's standing obligation, next to the gold standard (the re
 Three arms of :mod:`sbu.eval.backflow` on one fresh memory each, then ``--rounds`` rounds of the loop (answer,
 write back, consolidate on what was read and written):
 
-- ``sbu + obligation``: the protocol, the barrier, and after each consolidation re-verify → re-suppress
-  (:class:`sbu.sync.StandingObligations`);
+- ``sbu + obligation``: the protocol, the barrier, and after each consolidation re-verify (the agent through memory
+  and the weights closed-book) → re-suppress (:class:`sbu.sync.StandingObligations`);
+- ``sbu + obligation, agent check only``: the same, re-verifying only the agent's answers through memory;
 - ``sbu``: the protocol and the barrier only (what the request left at commit, then nothing);
 - ``retrain + closure``: the retrain model that never saw the patients, memory closed as SBU closes it.
 
@@ -28,6 +29,8 @@ from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
 from sbu.experiment import Experiment
 
 ARMS = (Arm("sbu + obligation", protocol=True, barrier=True, obligations=True),
+        Arm("sbu + obligation, agent check only", protocol=True, barrier=True, obligations=True,
+            protocol_options=(("closed_book_check", False),)),
         Arm("sbu", protocol=True, barrier=True),
         Arm("retrain + closure", memory=True, parameter="retrain"))
 COLUMNS = ["condition", "round", "forget_acc_closed_book", "obligation_leakage", "obligation_leakage_after",

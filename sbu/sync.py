@@ -62,7 +62,7 @@ from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import iri
 from sbu.model.network import CausalLM, load
-from sbu.model.scoring import accuracy
+from sbu.model.scoring import accuracy, correct
 from sbu.obligations import Obligation, ObligationBook
 from sbu.retrieval.hybrid import Retriever
 from sbu.unlearn.forget_sets import qa_example, unlearning_sets
@@ -91,6 +91,8 @@ class ProtocolConfig:
     standing: bool = True  # a committed request leaves a standing obligation (sbu.obligations)
     discharge_after: int = 5  # clean consolidations in a row that discharge a standing obligation
     resuppress_rounds: int = 1  # PARAMETER rounds at most after one consolidation, while leakage > ε
+    closed_book_check: bool = True  # an obligation also re-verifies the weights alone (closed book), not only the
+    # agent through memory: a consolidation changes the weights, and retrieved context can hide what they relearnt
 
     def __post_init__(self):
         checks.number("epsilon (the leakage allowed at commit)", self.epsilon, 0, below=1)
@@ -101,6 +103,7 @@ class ProtocolConfig:
         checks.flag("repair", self.repair)
         checks.flag("compact", self.compact)
         checks.flag("standing", self.standing)
+        checks.flag("closed_book_check", self.closed_book_check)
         checks.integer("discharge_after (clean consolidations that discharge an obligation)", self.discharge_after,
                        1, 10_000)
         checks.integer("resuppress_rounds (PARAMETER rounds after one consolidation)", self.resuppress_rounds, 1, 100)
@@ -369,6 +372,15 @@ def parameter_leakage_of(probes: Sequence, turns: Sequence[Turn]) -> tuple[float
     return max(0.0, len(leaked) / len(probes) - chance), leaked
 
 
+def closed_book_leakage(lm: CausalLM, probes: Sequence) -> tuple[float, list[str]]:
+    """The weights' own parameter leakage: the share of ``probes`` ``lm`` answers right with no context at all, minus
+    what guessing gets (1 / options), and the ids it answered right. This is what a parameter update can bring back,
+    and the agent's answers through memory can hide it (other patients' retrieved notes pull answers elsewhere)."""
+    right = correct(lm.model, lm.tokenizer, probes)
+    chance = float(np.mean([1 / len(p.options) for p in probes]))
+    return max(0.0, float(np.mean(right)) - chance), [p.id for p, hit in zip(probes, right) if hit]
+
+
 @dataclass(frozen=True)
 class Upkeep:
     """One obligation's check after one parameter update: leakage re-verified before and after the PARAMETER
@@ -425,11 +437,17 @@ class StandingObligations:
 
     def leakage(self, obligation: Obligation, lm: CausalLM) -> tuple[float, list[str]]:
         """VERIFY's parameter leakage of ``lm`` on the obligation's probes, answered by the agent through memory and
-        the barrier (which refuses every write-back about the targets: nothing is written)."""
+        the barrier (which refuses every write-back about the targets: nothing is written), and — unless the
+        protocol's ``closed_book_check`` is off — the weights' own closed-book leakage: the larger of the two, and the
+        probes that leaked by either."""
         protocol = self.protocol
         agent = Agent(lm, protocol.store, protocol._index(), protocol.barrier, k=protocol.config.k, key=protocol.key)
         probes = self._probes(obligation)
-        return parameter_leakage_of(probes, agent.answer(probes))
+        leakage, leaked = parameter_leakage_of(probes, agent.answer(probes))
+        if protocol.config.closed_book_check:
+            closed, closed_leaked = closed_book_leakage(lm, probes)
+            leakage, leaked = max(leakage, closed), sorted(set(leaked) | set(closed_leaked))
+        return leakage, leaked
 
     def _probes(self, obligation: Obligation) -> list:
         by_id = {q.id: q for q in self.protocol.corpus.qa}

@@ -17,7 +17,7 @@ import pytest
 
 from sbu import cli
 from sbu.agent import Agent
-from sbu.errors import ObligationError
+from sbu.errors import ConfigError, ObligationError
 from sbu.eval.exposure import forgotten_strings
 from sbu.eval.leaks import scan
 from sbu.journal import Sealer
@@ -31,7 +31,7 @@ from sbu.model.recipe import Example
 from sbu.model.scoring import accuracy
 from sbu.obligations import SUFFIX, ObligationBook
 from sbu.retrieval.hybrid import Retriever
-from sbu.sync import ForgetProtocol, ProtocolConfig
+from sbu.sync import ForgetProtocol, ProtocolConfig, closed_book_leakage
 
 # a short, strong SRA (the tiny model's default budget would take minutes) and one PARAMETER round per check
 FAST = ProtocolConfig(unlearn={"steps": 15, "batch_size": 8, "lr": 1e-2, "alpha": 1.0}, max_rounds=1,
@@ -112,6 +112,28 @@ def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_aga
     assert not obligation.pending and agent.recent == [] and agent.lm is kept
 
 
+def test_the_weights_are_re_verified_closed_book_as_well_as_through_the_agent(tiny_corpus, tiny_lm, tmp_path):
+    """Re-verification takes the larger of the agent's leakage through memory and the weights' own closed-book
+    leakage (accuracy minus chance, with the probes answered right), unless ``closed_book_check`` is off."""
+    protocol, lm, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work")
+    patient = _patient(tiny_corpus)
+    relearned = consolidate(lm, _relearning(tiny_corpus, patient), RELEARN)
+    obligation = protocol.obligations.read(request)
+    probes = [q for q in tiny_corpus.qa if q.id in set(obligation.probes)]
+    closed, right = closed_book_leakage(relearned, probes)
+    chance = sum(1 / len(q.options) for q in probes) / len(probes)
+    assert closed == pytest.approx(max(0.0, accuracy(relearned.model, relearned.tokenizer, probes) - chance))
+    assert closed > FAST.epsilon and set(right) <= set(obligation.probes) and right
+    both, leaked = protocol.standing().leakage(obligation, relearned)
+    assert both >= closed and set(right) <= set(leaked)
+    agent_only = ForgetProtocol(tmp_path / "work", protocol.store, tiny_lm, tiny_corpus,
+                                replace(FAST, closed_book_check=False), retriever=protocol.retriever)
+    through_memory, _ = agent_only.standing().leakage(obligation, relearned)
+    assert both == pytest.approx(max(through_memory, closed))
+    with pytest.raises(ConfigError, match="closed_book_check must be true or false"):
+        replace(FAST, closed_book_check="yes")
+
+
 def test_clean_consolidations_or_a_retrain_discharge_the_obligation_and_remove_its_file(tiny_corpus, tiny_lm,
                                                                                          tmp_path):
     protocol, lm, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work", replace(FAST, epsilon=0.95))
@@ -174,7 +196,7 @@ from sbu.memory import open_store
 from sbu.model.consolidate import ConsolidationConfig
 from sbu.model.network import load
 from sbu.retrieval.hybrid import Retriever
-from sbu.sync import ForgetProtocol, ProtocolConfig
+from sbu.sync import ForgetProtocol, ProtocolConfig, closed_book_leakage
 
 store_dir, model_dir, corpus_dir, work, patient = sys.argv[1:]
 corpus = Corpus.read(corpus_dir)

@@ -63,7 +63,9 @@ class Arm:
     ``"retrain"`` (the gold standard's model) or None; ``protocol``: run the synchronized protocol (then memory and
     parameter are its own); ``barrier``: the agent's write-backs go through the barrier; ``repair`` and
     ``max_rounds`` are the protocol's; ``unlearn``: hyper-parameters over the run's (an SRA prior, τ);
-    ``obligations``: the protocol's request stands after commit, kept by the agent's consolidations."""
+    ``obligations``: the protocol's request stands after commit, kept by the agent's consolidations;
+    ``protocol_options``: other :class:`~sbu.sync.ProtocolConfig` settings of the arm (e.g. the obligation's
+    ``closed_book_check``)."""
 
     name: str
     memory: bool = False
@@ -74,6 +76,7 @@ class Arm:
     max_rounds: int = 3
     unlearn: tuple = ()  # (name, value) pairs, hashable
     obligations: bool = False
+    protocol_options: tuple = ()  # (name, value) pairs of ProtocolConfig, hashable
 
     @classmethod
     def named(cls, name: str) -> Arm:
@@ -114,7 +117,7 @@ def prepare(name: str | Arm, corpus: Corpus, base: CausalLM, patients: Sequence[
     started = time.perf_counter()
     if arm.protocol:
         config = ProtocolConfig(unlearn=hparams, k=k, seed=seed, repair=arm.repair, max_rounds=arm.max_rounds,
-                                standing=arm.obligations)
+                                standing=arm.obligations, **dict(arm.protocol_options))
         protocol = ForgetProtocol(work, store, base, corpus, config, retriever=retriever)
         certificate = protocol.submit(list(patients))
         lm = protocol.model_after(certificate.request)
