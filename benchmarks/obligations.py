@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from sbu.data.cohort import patients_in
 from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
@@ -34,7 +35,7 @@ ARMS = (Arm("sbu + obligation", protocol=True, barrier=True, obligations=True),
         Arm("sbu", protocol=True, barrier=True),
         Arm("retrain + closure", memory=True, parameter="retrain"))
 COLUMNS = ["condition", "round", "forget_acc_closed_book", "obligation_leakage", "obligation_leakage_after",
-           "resuppression_rounds", "obligation_seconds", "retain_acc_agent", "seconds"]
+           "resuppression_rounds", "obligation_seconds", "retain_acc_agent", "unlearn_seconds", "seconds"]
 
 
 def main() -> None:
@@ -61,7 +62,7 @@ def main() -> None:
                             unlearn={"steps": exp.config.unlearn_steps}, seed=seed, retrain=retrain)
         arm_rows = run_rounds(condition, corpus, forget_items, loop_queries, secrets, args.rounds, seed=seed)
         seconds = time.perf_counter() - started
-        rows += [{**row, "seconds": seconds} for row in arm_rows]
+        rows += [{**row, "unlearn_seconds": condition.unlearn_seconds, "seconds": seconds} for row in arm_rows]
         condition.agent.store.close()
         print(f"[obligations] {arm.name}: {seconds:.0f} s", flush=True)
     table = pd.DataFrame(rows)[COLUMNS]
@@ -71,6 +72,13 @@ def main() -> None:
     print(f"\nclosed-book forget accuracy, {args.profile} {args.forget_split} seed {seed}:")
     print(wide.round(3).to_string())
     print("\n" + table.round(3).to_string(index=False))
+    trained = retrain.info.get("train_seconds")
+    for arm in ARMS[:-1]:
+        own = table[table.condition == arm.name]
+        work = own.unlearn_seconds.iloc[0] + own.obligation_seconds.sum()
+        print(f"{arm.name}: the request and its standing work through {args.rounds} consolidations took {work:.0f} s, "
+              f"{work / trained:.0%} of the retrain model's recorded training time ({trained:.0f} s, "
+              f"{retrain.info.get('torch_threads')} thread(s); this run: {torch.get_num_threads()})")
 
 
 if __name__ == "__main__":

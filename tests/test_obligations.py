@@ -74,6 +74,10 @@ def _relearning(corpus, patient) -> list[Example]:
             for q in corpus.qa if q.about == patient and q.phrasing == "train"]
 
 
+def probes_of(corpus, obligation):
+    return [q for q in corpus.qa if q.id in set(obligation.probes)]
+
+
 def test_a_commit_leaves_a_sealed_obligation_that_names_no_one(tiny_corpus, tiny_lm, tmp_path):
     protocol, _, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work")
     patient = _patient(tiny_corpus)
@@ -98,6 +102,20 @@ def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_aga
     probes = [q for q in tiny_corpus.qa if q.about == patient and q.phrasing == "train"]
     relearning = _relearning(tiny_corpus, patient)
     relearned = consolidate(lm, relearning, RELEARN)  # the same update, without the obligation
+    # re-verification takes the larger of the agent's leakage through memory and the weights' own closed-book one
+    obligation = protocol.obligations.read(request)
+    closed, right = closed_book_leakage(relearned, probes_of(tiny_corpus, obligation))
+    chance = sum(1 / len(q.options) for q in probes_of(tiny_corpus, obligation)) / len(obligation.probes)
+    assert closed == pytest.approx(max(0.0, accuracy(relearned.model, relearned.tokenizer,
+                                                     probes_of(tiny_corpus, obligation)) - chance))
+    assert closed > FAST.epsilon and right and set(right) <= set(obligation.probes)
+    both, leaked = protocol.standing().leakage(obligation, relearned)
+    agent_only = ForgetProtocol(tmp_path / "work", protocol.store, tiny_lm, tiny_corpus,
+                                replace(FAST, closed_book_check=False), retriever=protocol.retriever)
+    through_memory, _ = agent_only.standing().leakage(obligation, relearned)
+    assert both == pytest.approx(max(through_memory, closed)) and set(right) <= set(leaked)
+    with pytest.raises(ConfigError, match="closed_book_check must be true or false"):
+        replace(FAST, closed_book_check="yes")
     agent = _agent(protocol, lm)
     agent.recent = list(relearning)
     kept = agent.consolidate()
@@ -110,28 +128,6 @@ def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_aga
     obligation = protocol.obligations.read(request)
     assert (obligation.clean, obligation.checks, obligation.resuppressions) == (0, 1, upkeep.rounds)
     assert not obligation.pending and agent.recent == [] and agent.lm is kept
-
-
-def test_the_weights_are_re_verified_closed_book_as_well_as_through_the_agent(tiny_corpus, tiny_lm, tmp_path):
-    """Re-verification takes the larger of the agent's leakage through memory and the weights' own closed-book
-    leakage (accuracy minus chance, with the probes answered right), unless ``closed_book_check`` is off."""
-    protocol, lm, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work")
-    patient = _patient(tiny_corpus)
-    relearned = consolidate(lm, _relearning(tiny_corpus, patient), RELEARN)
-    obligation = protocol.obligations.read(request)
-    probes = [q for q in tiny_corpus.qa if q.id in set(obligation.probes)]
-    closed, right = closed_book_leakage(relearned, probes)
-    chance = sum(1 / len(q.options) for q in probes) / len(probes)
-    assert closed == pytest.approx(max(0.0, accuracy(relearned.model, relearned.tokenizer, probes) - chance))
-    assert closed > FAST.epsilon and set(right) <= set(obligation.probes) and right
-    both, leaked = protocol.standing().leakage(obligation, relearned)
-    assert both >= closed and set(right) <= set(leaked)
-    agent_only = ForgetProtocol(tmp_path / "work", protocol.store, tiny_lm, tiny_corpus,
-                                replace(FAST, closed_book_check=False), retriever=protocol.retriever)
-    through_memory, _ = agent_only.standing().leakage(obligation, relearned)
-    assert both == pytest.approx(max(through_memory, closed))
-    with pytest.raises(ConfigError, match="closed_book_check must be true or false"):
-        replace(FAST, closed_book_check="yes")
 
 
 def test_clean_consolidations_or_a_retrain_discharge_the_obligation_and_remove_its_file(tiny_corpus, tiny_lm,

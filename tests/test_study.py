@@ -25,6 +25,8 @@ def test_arms_name_every_condition_and_ablation():
     assert names == ["none", "memory-only", "parameter-only (sra)", "parameter-only (npo)", "sbu", study.RETRAIN]
     ablated = {a.name: a for a in study.arms(["sra"], ablations=True)}
     assert not ablated["sbu − barrier"].barrier and ablated["sbu − verify rounds"].max_rounds == 1
+    assert {a.name: a for a in study.arms(["sra"])}["sbu"].obligations and not ablated["sbu − obligation"].obligations
+    assert all(a.obligations for name, a in ablated.items() if name.startswith("sbu") and name != "sbu − obligation")
     assert not ablated["sbu − repair"].repair and dict(ablated["sbu, prior uniform"].unlearn) == {"prior": "uniform"}
     for bad in ([], ["sra", "nope"]):
         with pytest.raises(ConfigError, match="methods"):

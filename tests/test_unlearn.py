@@ -375,7 +375,7 @@ def test_the_generic_reference_takes_out_what_more_training_on_the_forget_set_ad
     model, tokenizer, pad = run.lm.model, tiny_lm.tokenizer, tiny_lm.tokenizer.pad_token_id  # θ0: adapter off
     encoded = [encode_examples(tokenizer, list(p), [x.target] * len(p)) for p, x in zip(sets.counterfactual,
                                                                                        sets.forget)]
-    reinforced = reinforced_model(tiny_lm, sets.forget, SRAConfig(prior="generic", reinforce_epochs=5))
+    reinforced = reinforced_model(tiny_lm, sets.forget, SRAConfig(prior="generic", reinforce_epochs=3))
     rows = list(range(min(8, len(sets.forget))))
     batch = {**collate([encode_example(tokenizer, sets.forget[i].prompt, sets.forget[i].target) for i in rows], pad),
              "index": torch.tensor(rows)}

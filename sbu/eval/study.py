@@ -80,12 +80,13 @@ def arms(methods: Sequence[str] = ("sra",), ablations: bool = False) -> list[Arm
     if unknown or not methods:
         raise ConfigError(f"methods must be a non-empty list of {', '.join(UNLEARNING_METHODS)}; got "
                           f"{list(methods)!r}")
-    sbu = {"protocol": True, "barrier": True}
+    sbu = {"protocol": True, "barrier": True, "obligations": True}  # the protocol as committed requests keep it
     out = [Arm("none"), Arm("memory-only", memory=True)]
     out += [Arm(f"parameter-only ({m})", parameter=m) for m in dict.fromkeys(methods)]
     out += [Arm("sbu", **sbu), Arm(RETRAIN, memory=True, parameter="retrain")]
     if ablations:
-        out += [Arm("sbu − barrier", protocol=True, barrier=False),
+        out += [Arm("sbu − barrier", protocol=True, barrier=False, obligations=True),
+                Arm("sbu − obligation", protocol=True, barrier=True),
                 Arm("sbu − verify rounds", **sbu, max_rounds=1),
                 Arm("sbu − repair", **sbu, repair=False),
                 Arm("sbu, prior uniform", **sbu, unlearn=(("prior", "uniform"),)),

@@ -48,6 +48,7 @@ LOOKS: dict[str, Look] = {
     "sbu": Look("#029e73", "o"),
     "retrain": Look("#222222", "*"),
     "sbu − barrier": Look("#004d38", "D"),
+    "sbu − obligation": Look("#6b8e23", "s"),
     "sbu − verify rounds": Look("#2bbf8f", "H"),
     "sbu − repair": Look("#86d4b4", "8"),
     "sbu, prior uniform": Look("#117a65", "d"),
