@@ -6,7 +6,10 @@ write back, consolidate on what was read and written):
 
 - ``sbu + obligation``: the protocol, the barrier, and after each consolidation re-verify (the agent through memory
   and the weights closed-book) → re-suppress (:class:`sbu.sync.StandingObligations`);
-- ``sbu + obligation, agent check only``: the same, re-verifying only the agent's answers through memory;
+- ``sbu + obligation, rounds stop at ε/2``: the same, each re-suppression round stopping once the closed-book
+  leakage is back to 0.5 · ε instead of running the whole unlearning budget;
+- ``sbu + obligation, agent check only``: the same as the first, re-verifying only the agent's answers through
+  memory;
 - ``sbu``: the protocol and the barrier only (what the request left at commit, then nothing);
 - ``retrain + closure``: the retrain model that never saw the patients, memory closed as SBU closes it.
 
@@ -30,6 +33,8 @@ from sbu.eval.backflow import Arm, loop_secrets, prepare, queries, run_rounds
 from sbu.experiment import Experiment
 
 ARMS = (Arm("sbu + obligation", protocol=True, barrier=True, obligations=True),
+        Arm("sbu + obligation, rounds stop at ε/2", protocol=True, barrier=True, obligations=True,
+            protocol_options=(("resuppress_to", 0.5),)),
         Arm("sbu + obligation, agent check only", protocol=True, barrier=True, obligations=True,
             protocol_options=(("closed_book_check", False),)),
         Arm("sbu", protocol=True, barrier=True),

@@ -30,7 +30,8 @@ only reads. ``resume()`` continues from the last journaled state.
 :class:`StandingObligations` is the agent's :class:`~sbu.agent.UpdateHook` that keeps it: after every later
 consolidation the obligation's probes are re-verified with VERIFY's parameter-leakage measure, and while leakage
 exceeds ε a PARAMETER round (the configured method, D_f from the obligation plus the probes that leaked) runs on
-the current merged weights — at most ``resuppress_rounds`` per update. ``discharge_after`` clean consolidations in a
+the current merged weights (optionally only until the closed-book leakage is back to ``resuppress_to`` · ε) — at
+most ``resuppress_rounds`` per update. ``discharge_after`` clean consolidations in a
 row, or a retrain that never saw the targets, discharge it (its file is removed).
 """
 
@@ -66,7 +67,7 @@ from sbu.model.scoring import accuracy, correct
 from sbu.obligations import Obligation, ObligationBook
 from sbu.retrieval.hybrid import Retriever
 from sbu.unlearn.forget_sets import qa_example, unlearning_sets
-from sbu.unlearn.loop import load_adapter, unlearn
+from sbu.unlearn.loop import Callback, load_adapter, unlearn
 from sbu.unlearn.methods import METHODS
 
 JOURNAL_FORMAT = 2  # how a request's plan is journaled (2: a ForgetSet of record ids, snake_case counts)
@@ -93,6 +94,9 @@ class ProtocolConfig:
     resuppress_rounds: int = 1  # PARAMETER rounds at most after one consolidation, while leakage > ε
     closed_book_check: bool = True  # an obligation also re-verifies the weights alone (closed book), not only the
     # agent through memory: a consolidation changes the weights, and retrieved context can hide what they relearnt
+    resuppress_to: float | None = None  # a share of ε: a re-suppression round stops once the weights' closed-book
+    # leakage is that low (checked every 10 steps); None: the full budget, which never ended above the gold standard
+    # where stopping at 0.5 · ε did once (docs/results.md, "Standing obligations")
 
     def __post_init__(self):
         checks.number("epsilon (the leakage allowed at commit)", self.epsilon, 0, below=1)
@@ -104,6 +108,8 @@ class ProtocolConfig:
         checks.flag("compact", self.compact)
         checks.flag("standing", self.standing)
         checks.flag("closed_book_check", self.closed_book_check)
+        if self.resuppress_to is not None:
+            checks.share("resuppress_to (the share of ε a re-suppression round stops at)", self.resuppress_to)
         checks.integer("discharge_after (clean consolidations that discharge an obligation)", self.discharge_after,
                        1, 10_000)
         checks.integer("resuppress_rounds (PARAMETER rounds after one consolidation)", self.resuppress_rounds, 1, 100)
@@ -376,9 +382,29 @@ def closed_book_leakage(lm: CausalLM, probes: Sequence) -> tuple[float, list[str
     """The weights' own parameter leakage: the share of ``probes`` ``lm`` answers right with no context at all, minus
     what guessing gets (1 / options), and the ids it answered right. This is what a parameter update can bring back,
     and the agent's answers through memory can hide it (other patients' retrieved notes pull answers elsewhere)."""
+    was_training = lm.model.training
+    lm.model.eval()
     right = correct(lm.model, lm.tokenizer, probes)
+    lm.model.train(was_training)
     chance = float(np.mean([1 / len(p.options) for p in probes]))
     return max(0.0, float(np.mean(right)) - chance), [p.id for p, hit in zip(probes, right) if hit]
+
+
+@dataclass
+class BackUnder(Callback):
+    """Stops a re-suppression round once the weights' closed-book leakage on ``probes`` is at most ``level`` (checked
+    every ``every`` steps and logged as ``closed_book_leakage``): the round brings the weights back under ε without
+    driving the answers below what a model that never saw the patients gives."""
+
+    probes: Sequence
+    level: float
+    every: int = 10
+
+    def on_step_end(self, step: int, model, tokenizer, record: dict) -> bool:
+        if step % self.every:
+            return False
+        record["closed_book_leakage"], _ = closed_book_leakage(CausalLM(model, tokenizer, None, {}), self.probes)
+        return record["closed_book_leakage"] <= self.level
 
 
 @dataclass(frozen=True)
@@ -484,8 +510,11 @@ class StandingObligations:
         sets = unlearning_sets(protocol.corpus, ForgetSet.from_record(obligation.forget_set), seed=protocol.config.seed)
         wanted = set(leaked)
         forget = list(sets.forget) + [qa_example(q) for q in protocol.corpus.qa if q.id in wanted]
-        run = unlearn(lm, forget, sets.retain, protocol.config.method, progress=False,
-                      **{**protocol.config.unlearn, "seed": seed})
+        config = protocol.config
+        stop = [] if config.resuppress_to is None else [BackUnder(self._probes(obligation),
+                                                                  config.resuppress_to * obligation.epsilon)]
+        run = unlearn(lm, forget, sets.retain, config.method, progress=False, callbacks=stop,
+                      **{**config.unlearn, "seed": seed})
         merged = run.merged()
         return CausalLM(merged.model, lm.tokenizer, lm.path,
                         {**lm.info, "resuppressions": lm.info.get("resuppressions", 0) + 1})

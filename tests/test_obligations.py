@@ -31,7 +31,7 @@ from sbu.model.recipe import Example
 from sbu.model.scoring import accuracy
 from sbu.obligations import SUFFIX, ObligationBook
 from sbu.retrieval.hybrid import Retriever
-from sbu.sync import ForgetProtocol, ProtocolConfig, closed_book_leakage
+from sbu.sync import BackUnder, ForgetProtocol, ProtocolConfig, closed_book_leakage
 
 # a short, strong SRA (the tiny model's default budget would take minutes) and one PARAMETER round per check
 FAST = ProtocolConfig(unlearn={"steps": 15, "batch_size": 8, "lr": 1e-2, "alpha": 1.0}, max_rounds=1,
@@ -116,6 +116,15 @@ def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_aga
     assert both == pytest.approx(max(through_memory, closed)) and set(right) <= set(leaked)
     with pytest.raises(ConfigError, match="closed_book_check must be true or false"):
         replace(FAST, closed_book_check="yes")
+    # a re-suppression round stops once the closed-book leakage is back to resuppress_to · ε, checked every 10 steps
+    stop, record = BackUnder(probes_of(tiny_corpus, obligation), level=closed), {}
+    assert not stop.on_step_end(5, relearned.model, relearned.tokenizer, record) and record == {}
+    assert stop.on_step_end(10, relearned.model, relearned.tokenizer, record)
+    assert record["closed_book_leakage"] == pytest.approx(closed) and not relearned.model.training
+    assert not BackUnder(stop.probes, level=closed - 0.01).on_step_end(20, relearned.model, relearned.tokenizer, {})
+    for bad in (1.5, -0.1, "half"):
+        with pytest.raises(ConfigError, match="resuppress_to"):
+            replace(FAST, resuppress_to=bad)
     agent = _agent(protocol, lm)
     agent.recent = list(relearning)
     kept = agent.consolidate()
@@ -192,7 +201,7 @@ from sbu.memory import open_store
 from sbu.model.consolidate import ConsolidationConfig
 from sbu.model.network import load
 from sbu.retrieval.hybrid import Retriever
-from sbu.sync import ForgetProtocol, ProtocolConfig, closed_book_leakage
+from sbu.sync import ForgetProtocol, ProtocolConfig
 
 store_dir, model_dir, corpus_dir, work, patient = sys.argv[1:]
 corpus = Corpus.read(corpus_dir)
