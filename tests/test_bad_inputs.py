@@ -284,7 +284,7 @@ NAME_FORMS = ["ALICE  smith", "alice smith", "Alice\u00a0Smith", "ａｌｉｃ�
 @pytest.mark.parametrize("form", NAME_FORMS)
 def test_the_barrier_catches_a_name_in_any_case_spacing_or_unicode_form(form):
     barrier = Barrier(b"k" * 32)
-    barrier.blocked |= barrier.entries(names=["Alice Smith", "Jürgen Straße"])
+    barrier.block(barrier.entries(names=["Alice Smith", "Jürgen Straße"]))
     assert not barrier.check(f"A note: {form} came in.", count=False)
     assert not barrier.check("JU\u0308RGEN STRASSE", count=False)  # decomposed umlaut, ß case-folded
     assert barrier.check("Alice Smythe came in.", count=False)  # a near miss is not a hit

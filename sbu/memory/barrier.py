@@ -7,7 +7,8 @@ diacritics, look-alike letters, markup and punctuation, possessives):
 - ``id``: the forgotten entity ids (``patient/p007``, and ``p007``), and ``iri``: their full IRIs;
 - ``name``: their names, in every form of :func:`~sbu.memory.normalise.name_forms` (either order, initials,
   joined);
-- ``pair``: (entity id, value) for every forgotten assertion (``patient/p007`` | ``bilbao``);
+- ``pair``: (entity id, value) for every forgotten assertion (``patient/p007`` | ``bilbao``), and ``holder``:
+  the entity id of each, so that a text is checked for values only of the entities that hold a blocked one;
 - ``unique``: forgotten record numbers and dates that no retained assertion or text shares, as canonical digit
   strings (any separators, any date format);
 - ``node``: every pruned or tombstoned artifact IRI.
@@ -16,7 +17,9 @@ diacritics, look-alike letters, markup and punctuation, possessives):
 text holds a blocked name, id or IRI anywhere, a blocked value while it is about that value's entity, or a blocked
 unique value whoever it is about — and counts refusals by :class:`Reason`. Texts are checked without any
 plaintext on the barrier's side: the candidate's word n-grams and digit strings are hashed with the same key and
-looked up.
+looked up. A text's n-grams reach only as far as the longest text entry the blocklist holds, in words
+(``sbu:longestEntry`` on each request, a small integer and no text): a blocklist of names and ids checks n-grams of
+a few words, not :data:`MAX_NGRAM`.
 
 The secret key never enters the graph: it comes from ``$SBU_BARRIER_KEY`` (hex) or a key file readable by its
 owner only (created with mode 0600 on first use). The blocked hashes live in the metadata graph, on the forget
@@ -33,7 +36,7 @@ import hmac
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -112,6 +115,16 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"sbu barrier key id", hashlib.sha256).hexdigest()[:16]
 
 
+def _recorded(store: MemoryStore) -> tuple[int, bool]:
+    """The longest text entry any forget request of ``store`` blocks, in words (0 without requests), and whether
+    every request blocked the holders of its values. A request that does not record its longest entry was
+    written before either was kept: :data:`MAX_NGRAM`, and values are looked up for every entity."""
+    longest, old = next(iter(store.query(
+        f"SELECT (MAX(COALESCE(?w, {MAX_NGRAM})) AS ?n) (SUM(IF(BOUND(?w), 0, 1)) AS ?old) WHERE {{ "
+        f"GRAPH {META.n3()} {{ ?r a {SBU.ForgetRequest.n3()} OPTIONAL {{ ?r {SBU.longestEntry.n3()} ?w }} }} }}")))
+    return (min(int(longest), MAX_NGRAM) if longest is not None else 0), not (old is not None and int(old))
+
+
 def record_id(node) -> str:
     """``patient/p007`` for either the id or its IRI."""
     text = str(node)
@@ -137,17 +150,21 @@ class _Hasher:
         return mac.hexdigest()
 
 
-def _ngrams(words: list[str]) -> list[str]:
-    return [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + MAX_NGRAM, len(words)) + 1)]
+def _ngrams(words: list[str], reach: int) -> list[str]:
+    return [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + reach, len(words)) + 1)]
 
 
-def text_grams(text: str) -> list[str]:
-    """The normalized word n-grams of a text (up to :data:`MAX_NGRAM` words), of the text as written and, when it
-    holds percent-escapes, of the text unescaped (an IRI pasted from a URL)."""
-    grams = _ngrams(tokens(text))
+def text_grams(text: str, reach: int = MAX_NGRAM) -> list[str]:
+    """The normalized word n-grams of a text (up to ``reach`` words), of the text as written and, when it holds
+    percent-escapes, of the text unescaped (an IRI pasted from a URL)."""
+    grams = _ngrams(tokens(text), reach)
     if "%" in text:
-        grams += _ngrams(tokens(unquote(text)))
+        grams += _ngrams(tokens(unquote(text)), reach)
     return grams
+
+
+def _words(normalized: str) -> int:
+    return normalized.count(" ") + 1 if normalized else 0
 
 
 def id_forms(record: str) -> set[str]:
@@ -184,6 +201,18 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Entries:
+    """What a forget request blocks: its keyed hashes, and its longest entry a text is checked for (a name, id,
+    IRI or value), in words — how far a text check's n-grams must reach to find it."""
+
+    hashes: frozenset[str]
+    words: int
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+@dataclass(frozen=True)
 class _Probe:
     """What a check looks up, normalized once for every key: the ids the write is about, its sources, its text's
     n-grams and canonical digit strings."""
@@ -194,21 +223,28 @@ class _Probe:
     digits: tuple[str, ...]
 
     @classmethod
-    def of(cls, text: str, about: Iterable, derived_from: Iterable) -> _Probe:
+    def of(cls, text: str, about: Iterable, derived_from: Iterable, reach: int) -> _Probe:
         return cls(tuple(normalize(record_id(a)) for a in about), tuple(normalize(record_id(s)) for s in derived_from),
-                   tuple(dict.fromkeys(text_grams(text))) if text else (),
+                   tuple(dict.fromkeys(text_grams(text, reach))) if text and reach else (),
                    tuple(sorted(unique_forms(text))) if text else ())
 
-    def hashes(self, key: bytes) -> dict[Reason, set[str]]:
-        """The hashes under ``key`` that, if blocked, refuse this write, by the reason they refuse it for."""
-        id_hash = _Hasher(key, "id")
-        return {Reason.ABOUT: {id_hash(a) for a in self.about},
-                Reason.DERIVED: {_Hasher(key, "node")(s) for s in self.sources},
-                Reason.NAME: {_Hasher(key, "name")(g) for g in self.grams},
-                Reason.ID: {id_hash(g) for g in self.grams},
-                Reason.IRI: {_Hasher(key, "iri")(g) for g in self.grams},
-                Reason.VALUE: {pair(g) for pair in (_Hasher(key, "pair", a) for a in self.about) for g in self.grams},
-                Reason.UNIQUE_VALUE: {_Hasher(key, "unique")(d) for d in self.digits}}
+    def hashes(self, key: bytes, blocked: set[str], indexed: bool) -> tuple[dict[Reason, set[str]], set[str]]:
+        """The hashes under ``key`` that, if blocked, refuse this write, by the reason they refuse it for; and the
+        guard: the holder hashes of the entities it is about that hold no blocked value yet (a request raising one
+        meanwhile must stop the write). A value is looked up only for an entity that holds a blocked one (its
+        ``holder`` hash is blocked) — every entity when the blocklist has no holder hashes (``indexed`` False)."""
+        id_hash, holder, node, name, iri_hash, unique = (_Hasher(key, kind) for kind in (
+            "id", "holder", "node", "name", "iri", "unique"))
+        holders = {a: holder(a) for a in self.about} if indexed else {}
+        checked = [a for a in self.about if not indexed or holders[a] in blocked]
+        reasons = {Reason.ABOUT: {id_hash(a) for a in self.about},
+                   Reason.DERIVED: {node(s) for s in self.sources},
+                   Reason.NAME: {name(g) for g in self.grams},
+                   Reason.ID: {id_hash(g) for g in self.grams},
+                   Reason.IRI: {iri_hash(g) for g in self.grams},
+                   Reason.VALUE: {pair(g) for pair in (_Hasher(key, "pair", a) for a in checked) for g in self.grams},
+                   Reason.UNIQUE_VALUE: {unique(d) for d in self.digits}}
+        return reasons, {h for a, h in holders.items() if h not in blocked}
 
 
 @dataclass
@@ -220,10 +256,45 @@ class Barrier:
     refused: int = 0  # writes refused
     refusals: Counter = field(default_factory=Counter)  # refused writes by Reason (one write may have several)
     retired: tuple[bytes, ...] = ()  # older keys: their hashes are still checked, never written anew
+    longest: int | None = None  # the longest text entry blocked, in words (None: unknown, MAX_NGRAM if any)
+    indexed: bool | None = None  # every request blocked its value holders (None: unknown, so only when empty)
+    _counted: int = field(default=-1, repr=False)  # len(blocked) when ``longest`` and ``indexed`` were known
+
+    def __post_init__(self):
+        if self.longest is None:
+            self.longest = MAX_NGRAM if self.blocked else 0
+        if self.indexed is None:
+            self.indexed = not self.blocked
+        self._counted = len(self.blocked)
 
     @property
     def keys(self) -> tuple[bytes, ...]:
         return (self.key, *self.retired)
+
+    @property
+    def reach(self) -> int:
+        """How many words a checked text's n-grams span: the longest blocked entry, or :data:`MAX_NGRAM` when the
+        blocklist has changed since that was known (hashes added by hand, not through :meth:`block`)."""
+        return self.longest if self._known else MAX_NGRAM
+
+    @property
+    def _known(self) -> bool:
+        return len(self.blocked) == self._counted
+
+    def block(self, entries: Entries) -> None:
+        """Add a request's entries to this barrier (in this process; :meth:`raise_for` also writes them)."""
+        reach, indexed = self.reach, self.indexed and self._known
+        self.blocked |= entries.hashes
+        self.longest, self.indexed, self._counted = max(reach, entries.words), indexed, len(self.blocked)
+
+    def _catch_up(self, store: MemoryStore) -> None:
+        self.blocked = {str(row[0]) for row in store.query(load_query("blocked"))}
+        (self.longest, self.indexed), self._counted = _recorded(store), len(self.blocked)
+
+    def _probe_hashes(self, probe: _Probe) -> Iterator[tuple[dict[Reason, set[str]], set[str]]]:
+        """:meth:`_Probe.hashes` under the current key, then the retired ones (still in force)."""
+        indexed = self.indexed and self._known
+        return (probe.hashes(key, self.blocked, indexed) for key in self.keys)
 
     @classmethod
     def load(cls, store: MemoryStore, key: bytes | None = None) -> Barrier:
@@ -238,36 +309,42 @@ class Barrier:
             raise ConfigError(f"this memory's blocklist was made with {len(missing)} key(s) that are not among the "
                               f"barrier keys here (key id {sorted(missing)[0]}); restore the key file from its "
                               "backup or set $SBU_BARRIER_KEY — a blocklist can only be checked with its own key")
-        return cls(keys[0], blocked, retired=tuple(keys[1:]))
+        longest, indexed = _recorded(store)
+        return cls(keys[0], blocked, retired=tuple(keys[1:]), longest=longest, indexed=indexed)
 
     def entries(self, ids: Iterable[str] = (), names: Iterable[str] = (),
-                pairs: Iterable[tuple[str, str]] = (), nodes: Iterable = (), unique: Iterable[str] = ()) -> set[str]:
+                pairs: Iterable[tuple[str, str]] = (), nodes: Iterable = (), unique: Iterable[str] = ()) -> Entries:
         """The hashes of a request's entries: ids (also as full IRIs), names (every form of :func:`name_forms`),
         (entity, value) pairs, closure nodes, and values blocked whoever a note is about (``unique``: record
         numbers and dates, in every canonical form of :func:`value_unique_forms`)."""
-        id_hash, iri_hash, name_hash = _Hasher(self.key, "id"), _Hasher(self.key, "iri"), _Hasher(self.key, "name")
+        id_hash, iri_hash, name_hash, node_hash, holder_hash, unique_hash = (_Hasher(self.key, kind) for kind in (
+            "id", "iri", "name", "node", "holder", "unique"))
         ids = [record_id(i) for i in ids]
-        out = {id_hash(f) for i in ids for f in id_forms(i)}
-        out |= {iri_hash(normalize(iri(i))) for i in ids}
-        out |= {name_hash(f) for n in names for f in name_forms(n)}
-        out |= {_Hasher(self.key, "pair", normalize(record_id(e)))(normalize(v)) for e, v in pairs if normalize(v)}
-        out |= {_Hasher(self.key, "node")(normalize(record_id(n))) for n in nodes}
-        out |= {_Hasher(self.key, "unique")(f) for v in unique for f in value_unique_forms(v)}
-        return out
+        texts = {"id": {f for i in ids for f in id_forms(i)}, "iri": {normalize(iri(i)) for i in ids},
+                 "name": {f for n in names for f in name_forms(n)}}
+        pairs = {(normalize(record_id(e)), normalize(v)) for e, v in pairs if normalize(v)}
+        out = {id_hash(f) for f in texts["id"]} | {iri_hash(f) for f in texts["iri"]}
+        out |= {name_hash(f) for f in texts["name"]}
+        out |= {_Hasher(self.key, "pair", e)(v) for e, v in pairs} | {holder_hash(e) for e, _ in pairs}
+        out |= {node_hash(normalize(record_id(n))) for n in nodes}
+        out |= {unique_hash(f) for v in unique for f in value_unique_forms(v)}
+        words = max([_words(f) for forms in texts.values() for f in forms] + [_words(v) for _, v in pairs], default=0)
+        return Entries(frozenset(out), min(words, MAX_NGRAM))
 
-    def raise_for(self, store: MemoryStore, request: URIRef, hashes: set[str]) -> None:
-        """Block ``hashes`` in memory (on the request node, one update) and here."""
-        hashes = set(hashes)
-        body = " ".join(f"{request.n3()} {SBU.blockedHash.n3()} {Literal(h).n3()} ." for h in sorted(hashes))
+    def raise_for(self, store: MemoryStore, request: URIRef, entries: Entries) -> None:
+        """Block ``entries`` in memory (on the request node, one update) and here. Raised again (a resumed request),
+        the request keeps the longest of its recorded entry lengths."""
+        body = " ".join(f"{request.n3()} {SBU.blockedHash.n3()} {Literal(h).n3()} ." for h in sorted(entries.hashes))
         store.update(f"INSERT {{ GRAPH {META.n3()} {{ {request.n3()} {RDF.type.n3()} {SBU.ForgetRequest.n3()} ; "
-                     f"{SBU.keyId.n3()} {Literal(key_id(self.key)).n3()} . {body} }} }} WHERE {{}}")
-        self.blocked |= hashes
+                     f"{SBU.keyId.n3()} {Literal(key_id(self.key)).n3()} ; "
+                     f"{SBU.longestEntry.n3()} {Literal(entries.words).n3()} . {body} }} }} WHERE {{}}")
+        self.block(entries)
 
     def check(self, text: str = "", about: Iterable = (), derived_from: Iterable = (), count: bool = True) -> Verdict:
         """May a write-back with this text, about these entities, derived from these sources, enter memory?"""
-        probe = _Probe.of(text, about, derived_from)
-        reasons = [reason for key in self.keys for reason, hashes in probe.hashes(key).items()
-                   if not hashes.isdisjoint(self.blocked)]  # the current key, then retired ones (still in force)
+        probe = _Probe.of(text, about, derived_from, self.reach)
+        reasons = [reason for by_reason, _ in self._probe_hashes(probe) for reason, hashes in by_reason.items()
+                   if not hashes.isdisjoint(self.blocked)]
         reasons = list(dict.fromkeys(reasons))
         if reasons and count:
             self.refused += 1
@@ -275,32 +352,43 @@ class Barrier:
         return Verdict(not reasons, tuple(reasons))
 
     def hashes_of(self, text: str = "", about: Iterable = (), derived_from: Iterable = ()) -> set[str]:
-        """Every hash :meth:`check` looks up for this write: what the store's blocklist must not hold at the moment
-        the write lands (:meth:`write`)."""
-        probe = _Probe.of(text, about, derived_from)
-        return {h for key in self.keys for hashes in probe.hashes(key).values() for h in hashes}
+        """Every hash :meth:`check` looks up for this write, and the holder hashes of the entities it is about that
+        hold no blocked value yet: what the store's blocklist must not hold at the moment the write lands
+        (:meth:`write`)."""
+        probe = _Probe.of(text, about, derived_from, self.reach)
+        return {h for by_reason, guard in self._probe_hashes(probe) for hashes in (*by_reason.values(), guard)
+                for h in hashes}
 
     def write(self, store: MemoryStore, quads: list[tuple], text: str = "", about: Iterable = (),
               derived_from: Iterable = ()) -> Verdict:
         """Check a write-back, then insert ``quads`` (s, p, o, graph) **in the same update as a check against the
         store's blocklist**, so that a request raising the barrier meanwhile (another process, another thread)
         cannot be slipped past: the insert happens only if none of the write's hashes is blocked in memory at that
-        moment. Refused writes are counted; ``Verdict.reasons`` says why (``Reason.MEANWHILE`` for the race)."""
+        moment. The same update checks that no request raised meanwhile blocks longer entries than this check's
+        n-grams reached; if one did, the write is checked again against memory's blocklist and retried. Refused
+        writes are counted; ``Verdict.reasons`` says why (``Reason.MEANWHILE`` for the race)."""
         about, derived_from = list(about), list(derived_from)
         verdict = self.check(text, about, derived_from)
         if not verdict:
             return verdict
-        values = " ".join(Literal(h).n3() for h in sorted(self.hashes_of(text, about, derived_from)))
         graphs: dict = {}
         for s, p, o, g in quads:  # each quad into its own graph (a write's value tags go to the metadata graph)
             graphs.setdefault(g, []).append(f"{s.n3()} {p.n3()} {o.n3()} .")
         body = " ".join(f"GRAPH {g.n3()} {{ {' '.join(lines)} }}" for g, lines in graphs.items())
-        store.update(f"INSERT {{ {body} }} WHERE {{ FILTER NOT EXISTS {{ GRAPH {META.n3()} "
-                     f"{{ VALUES ?h {{ {values} }} ?request {SBU.blockedHash.n3()} ?h }} }} }}")
         s, p, o, graph = quads[0]
-        if store.query(f"ASK {{ GRAPH {graph.n3()} {{ {s.n3()} {p.n3()} {o.n3()} }} }}").askAnswer:
-            return verdict
-        self.blocked = {str(row[0]) for row in store.query(load_query("blocked"))}  # catch up with memory
+        for _ in range(3):  # a longer entry raised meanwhile that this text does not hold: check again, retry
+            reach = self.reach
+            values = " ".join(Literal(h).n3() for h in sorted(self.hashes_of(text, about, derived_from)))
+            longer = "" if reach >= MAX_NGRAM else (
+                f"FILTER NOT EXISTS {{ GRAPH {META.n3()} {{ ?r a {SBU.ForgetRequest.n3()} "
+                f"OPTIONAL {{ ?r {SBU.longestEntry.n3()} ?w }} FILTER(!BOUND(?w) || ?w > {reach}) }} }}")
+            store.update(f"INSERT {{ {body} }} WHERE {{ FILTER NOT EXISTS {{ GRAPH {META.n3()} "
+                         f"{{ VALUES ?h {{ {values} }} ?request {SBU.blockedHash.n3()} ?h }} }} {longer} }}")
+            if store.query(f"ASK {{ GRAPH {graph.n3()} {{ {s.n3()} {p.n3()} {o.n3()} }} }}").askAnswer:
+                return verdict
+            self._catch_up(store)
+            if not self.check(text, about, derived_from, count=False):
+                break
         self.refused += 1
         self.refusals.update([Reason.MEANWHILE])
         return Verdict(False, (Reason.MEANWHILE,))

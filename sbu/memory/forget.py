@@ -32,7 +32,7 @@ from rdflib import Literal, URIRef
 from sbu import faults
 from sbu.data.summaries import summary_text
 from sbu.memory import erasure
-from sbu.memory.barrier import Barrier, keyed_hash, record_id
+from sbu.memory.barrier import Barrier, Entries, keyed_hash, record_id
 from sbu.memory.normalise import value_unique_forms
 from sbu.memory.plan import ForgetPlan, plan_forget
 from sbu.memory.sparql import load_query, with_literals, with_values
@@ -71,7 +71,7 @@ def request_iri(key: bytes, targets: Iterable[str]) -> URIRef:
     return iri("request/" + keyed_hash(key, "request", *sorted(record_id(t) for t in targets))[:20])
 
 
-def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta: dict | None = None) -> set[str]:
+def barrier_entries(store: MemoryStore, plan: ForgetPlan, barrier: Barrier, meta: dict | None = None) -> Entries:
     """The hashes a request blocks: ids and names of the targets, (entity, value) of every seed, the record
     numbers and dates of the seeds that nothing retained shares (:func:`unique_values`), every closure node.
     Computed from the store *before* anything is deleted."""

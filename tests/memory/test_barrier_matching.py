@@ -148,10 +148,10 @@ def test_a_retained_patient_who_shares_a_name_part_or_a_value_is_never_refused(
             given_name.lower(), surname.lower()} or other_surname.lower() == surname.lower():
         return  # the same person's name (or their surname with the same initial): not a distinct patient
     barrier = Barrier(KEY)
-    barrier.blocked |= barrier.entries(ids=["patient/p001"], names=[forgotten],
-                                       pairs=[("patient/p001", city), ("patient/p001", "asthma"),
-                                              ("patient/p001", marker), ("patient/p001", "482913")],
-                                       unique=["482913", "2024-03-05"])
+    barrier.block(barrier.entries(ids=["patient/p001"], names=[forgotten],
+                                  pairs=[("patient/p001", city), ("patient/p001", "asthma"),
+                                         ("patient/p001", marker), ("patient/p001", "482913")],
+                                  unique=["482913", "2024-03-05"]))
     notes = [f"{retained} lives in {city}.", f"{retained} has asthma.", f"{retained} carries {marker}.",
              f"Summary of {retained}: {city}, asthma, {marker}.", f"{other_surname}, {other_given} was seen.",
              f"{other_given[0]}. {other_surname} is on the list.", f"Q: Where does {retained} live? A: {city}",
@@ -170,7 +170,7 @@ def test_the_normaliser_reduces_markup_invisible_characters_diacritics_and_look_
 
 def test_refusals_are_counted_by_reason():
     barrier = Barrier(KEY)
-    barrier.blocked |= barrier.entries(ids=["patient/p001"], names=["Kalo Parta"], unique=["482913"])
+    barrier.block(barrier.entries(ids=["patient/p001"], names=["Kalo Parta"], unique=["482913"]))
     for text in ("K. Parta", "Parta Kalo", "MRN 482 913", "https://w3id.org/sbu/id/patient/p001"):
         assert not barrier.check(text)
     assert barrier.refused == 4
