@@ -36,7 +36,7 @@ from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import ARTIFACT_CLASS, META, PROV, RDF, SBU, iri
 from sbu.model import prompts
 from sbu.model.consolidate import ConsolidationConfig, consolidate
-from sbu.model.network import CausalLM
+from sbu.model.network import CausalLM, context_length
 from sbu.model.recipe import Example
 from sbu.model.scoring import choose
 from sbu.retrieval.hybrid import Retriever
@@ -120,8 +120,7 @@ class Agent:
         """The retrieved texts, best first, cut so that prompt + longest option fit the model's positions (a long
         cross-patient summary is shortened from its end; lower-ranked texts that no longer fit are dropped)."""
         tokenizer = self.lm.tokenizer
-        limit = getattr(self.lm.model.config, "n_positions", None) or getattr(
-            self.lm.model.config, "max_position_embeddings", 1024)
+        limit = context_length(self.lm.model)
         room = limit - 2 - max(len(tokenizer.encode(prompts.answer_continuation(o), add_special_tokens=False))
                                for o in item.options)
         used = len(tokenizer.encode(prompts.with_context(item.question, []), add_special_tokens=False))

@@ -23,6 +23,7 @@ from sbu.memory import open_store
 from sbu.memory.ingest import ingest
 from sbu.memory.plan import plan_forget
 from sbu.model import prompts
+from sbu.model.adapters import lora_config
 from sbu.model.batches import collate, encode_example, encode_examples
 from sbu.model.recipe import Example
 from sbu.model.scoring import answer_losses, answer_token_stats
@@ -412,8 +413,7 @@ def test_a_wide_adapter_changes_the_weights_beyond_a_low_rank_patch(tiny_lm, set
 
 def test_distortion_starts_the_adapter_exactly_on_the_way_to_a_fresh_initialisation(tiny_lm):
     config = DistortSRAConfig(distortion=0.4, seed=3)
-    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=list(config.lora_targets),
-                      lora_dropout=0.0, bias="none", fan_in_fan_out=True, task_type="CAUSAL_LM")
+    lora = lora_config(tiny_lm.model, config.lora_rank, config.lora_alpha, config.lora_targets)
     model = get_peft_model(copy.deepcopy(tiny_lm.model), lora)
     distort_toward_fresh_init(model, config)
     torch.manual_seed(3)

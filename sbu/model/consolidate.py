@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import get_peft_model
 
 from sbu import checks
 from sbu.errors import ConfigError
 from sbu.model import likelihood
+from sbu.model.adapters import lora_config
 from sbu.model.batches import encode_all, random_batches
-from sbu.model.network import CausalLM
+from sbu.model.network import CausalLM, context_length
 from sbu.model.recipe import Example
 
 MODES = ("lora", "full")
@@ -63,7 +64,7 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
         model.eval()
         return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
     tokenizer = lm.tokenizer
-    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    limit = context_length(model)
     encoded = encode_all(tokenizer, examples)
     encoded = [(ids[:limit], labels[:limit]) for ids, labels in encoded]  # a long summary: its beginning
     encoded = [(ids, labels) for ids, labels in encoded if any(t != likelihood.IGNORE for t in labels[1:])]
@@ -71,9 +72,7 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
         model.eval()
         return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
     if config.mode == "lora":
-        lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0, bias="none",
-                          target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True, task_type="CAUSAL_LM")
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora_config(model, config.lora_rank, 2 * config.lora_rank))
     generator = torch.Generator().manual_seed(config.seed)
     batches = random_batches(encoded, config.batch_size, tokenizer.pad_token_id, generator)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -59,6 +59,18 @@ def gpt2(model_config: ModelConfig, tokenizer) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config)
 
 
+CONTEXT_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "seq_length", "max_sequence_length")
+
+
+def context_length(model: torch.nn.Module, default: int = 1024) -> int:
+    """The longest sequence ``model`` takes, from whichever config field its architecture keeps it in (GPT-2:
+    ``n_positions``; Llama, Qwen2, GPT-NeoX, OPT: ``max_position_embeddings``); ``default`` when it has none."""
+    for name in CONTEXT_FIELDS:
+        value = getattr(model.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
 def load(model_name_or_path: str | Path) -> CausalLM:
     """Load any causal LM saved with ``save_pretrained`` (ours or a user's) from a local path."""
     path = Path(model_name_or_path)

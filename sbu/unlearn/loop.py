@@ -28,11 +28,12 @@ import pandas as pd
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel, get_peft_model
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM
 
 from sbu.errors import ConfigError
+from sbu.model.adapters import lora_config
 from sbu.model.batches import encode_all, encode_examples, random_batches
 from sbu.model.consolidate import ConsolidationConfig, consolidate
 from sbu.model.network import CausalLM
@@ -132,8 +133,7 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     encoded_forget = encode_all(tokenizer, spec.targets(forget))
     encoded_retain = encode_all(tokenizer, retain)
 
-    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=list(config.lora_targets),
-                      lora_dropout=0.0, bias="none", fan_in_fan_out=True, task_type="CAUSAL_LM")
+    lora = lora_config(lm.model, config.lora_rank, config.lora_alpha, config.lora_targets)
     model = get_peft_model(copy.deepcopy(lm.model), lora)
     spec.prepare(model, config)
     random_model = _random_model(lm.model, config.seed) if spec.random_model(config) else None

@@ -37,7 +37,7 @@ class UnlearnConfig:
     lr: float = 2e-3
     lora_rank: int = 8
     lora_alpha: int = 16
-    lora_targets: tuple[str, ...] = ("c_attn", "c_proj", "c_fc")  # GPT-2's attention and MLP projections
+    lora_targets: tuple[str, ...] = ()  # layer names; () = every linear layer but the head (sbu.model.adapters)
     alpha: float = 5.0  # weight of the retain term
     seed: int = 0
 

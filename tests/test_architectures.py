@@ -1,0 +1,121 @@
+"""LoRA on causal LMs other than GPT-2: tiny random-initialised models of six architectures, each written to a
+folder with ``save_pretrained`` (with the tiny cohort's tokenizer) and loaded back as a user's model would be;
+unlearning with every registered method and the agent's consolidation put adapters on the architecture's own
+linear layers and leave the loaded weights alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
+    PhiConfig,
+    PhiForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from sbu.data.forget_set import ForgetSet
+from sbu.errors import ConfigError
+from sbu.model.adapters import lora_config, lora_targets
+from sbu.model.consolidate import ConsolidationConfig, consolidate
+from sbu.model.network import context_length, load
+from sbu.unlearn import METHODS
+from sbu.unlearn.forget_sets import unlearning_sets
+from sbu.unlearn.loop import unlearn
+
+SIZES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "max_position_embeddings": 160}
+ARCHITECTURES = {  # name → (model class, its config, the layer names LoRA must adapt)
+    "gpt2": (GPT2LMHeadModel, lambda v: GPT2Config(vocab_size=v, n_positions=160, n_embd=32, n_layer=2, n_head=2),
+             ("c_attn", "c_fc", "c_proj")),
+    "llama": (LlamaForCausalLM, lambda v: LlamaConfig(vocab_size=v, num_key_value_heads=1, **SIZES),
+              ("down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj")),
+    "qwen2": (Qwen2ForCausalLM, lambda v: Qwen2Config(vocab_size=v, num_key_value_heads=1, **SIZES),
+              ("down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj")),
+    "gpt_neox": (GPTNeoXForCausalLM, lambda v: GPTNeoXConfig(vocab_size=v, **SIZES),
+                 ("dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value")),
+    "opt": (OPTForCausalLM, lambda v: OPTConfig(vocab_size=v, hidden_size=32, ffn_dim=64, num_hidden_layers=2,
+                                                num_attention_heads=2, max_position_embeddings=160,
+                                                word_embed_proj_dim=32),
+            ("fc1", "fc2", "k_proj", "out_proj", "q_proj", "v_proj")),
+    "phi": (PhiForCausalLM, lambda v: PhiConfig(vocab_size=v, **SIZES),
+            ("dense", "fc1", "fc2", "k_proj", "q_proj", "v_proj")),
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_lm, tmp_path_factory):
+    """Each architecture, random-initialised (seeded) and saved with the tiny cohort's tokenizer: a folder a user
+    could hand over."""
+    folders = {}
+    for name, (model_class, make_config, _) in ARCHITECTURES.items():
+        torch.manual_seed(0)
+        folder = tmp_path_factory.mktemp(name)
+        model_class(make_config(len(tiny_lm.tokenizer))).save_pretrained(folder)
+        tiny_lm.tokenizer.save_pretrained(folder)
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture(scope="module")
+def small_sets(tiny_corpus):
+    sets = unlearning_sets(tiny_corpus, ForgetSet.of_split(tiny_corpus, "forget10"), seed=0)
+    return sets.forget[:8], sets.retain[:8]
+
+
+def _adapted(model: torch.nn.Module) -> set[str]:
+    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+            if hasattr(module, "lora_A") and len(module.lora_A)}
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_lora_goes_on_the_architectures_own_linear_layers_and_never_on_the_head(saved, name):
+    lm = load(saved[name])
+    expected = ARCHITECTURES[name][2]
+    assert lora_targets(lm.model) == expected
+    assert lora_config(lm.model, 4, 8).fan_in_fan_out == (name == "gpt2"), "transposed weights only in Conv1D"
+    assert context_length(lm.model) == 160
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_method_unlearns_a_loaded_model_of_each_architecture(saved, small_sets, name):
+    """Every registered method, 2 steps: finite losses, an adapter on exactly the architecture's linear layers,
+    only adapter weights trained, the loaded model untouched; then the agent's consolidation (LoRA, merged)."""
+    lm = load(saved[name])
+    forget, retain = small_sets
+    before = _weights(lm.model)
+    for method in sorted(METHODS):
+        run = unlearn(lm, forget, retain, method, steps=2, batch_size=4, progress=False)
+        assert torch.isfinite(torch.tensor(list(run.log.loss))).all(), method
+        assert _adapted(run.lm.model) == set(ARCHITECTURES[name][2]), method
+        trainable = [n for n, p in run.lm.model.named_parameters() if p.requires_grad]
+        assert trainable and all("lora_" in n for n in trainable), method
+    consolidated = consolidate(lm, retain, ConsolidationConfig(epochs=1, batch_size=4))
+    after = _weights(lm.model)
+    assert all(torch.equal(before[k], after[k]) for k in before), "the loaded model changed"
+    changed = _weights(consolidated.model)
+    assert not _adapted(consolidated.model) and set(changed) == set(before), "consolidation merges its adapter"
+    assert any(not torch.equal(before[k], changed[k]) for k in before), "consolidation trained nothing"
+
+
+def test_lora_targets_that_name_no_layer_or_a_model_without_linear_layers_are_clear_errors(saved, small_sets):
+    lm = load(saved["llama"])
+    forget, retain = small_sets
+    with pytest.raises(ConfigError, match=r"LoRA targets \['c_attn'\] name no linear layer of LlamaForCausalLM"):
+        unlearn(lm, forget, retain, "sra", steps=1, lora_targets=("c_attn",), progress=False)
+    assert lora_targets(lm.model, ("q_proj", "model.layers.0.mlp.up_proj")) == (
+        "q_proj", "model.layers.0.mlp.up_proj"), "a last name part or a full module name"
+    with pytest.raises(ConfigError, match="has no linear layer LoRA can adapt"):
+        lora_targets(torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.LayerNorm(2)))
