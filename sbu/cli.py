@@ -116,7 +116,7 @@ def _models_line(params: dict) -> str:
 
 
 def batch(args) -> int:
-    from sbu.batch import run_sweep
+    from sbu.batch.start import run_sweep
 
     report = run_sweep(args.sweep, workers=args.workers, out=args.out, notebooks_dir=args.notebooks_dir,
                        scheduler=args.scheduler, cluster=args.cluster)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sbu.batch import THREAD_VARIABLES, threads_per_run
+from sbu.batch.runner import THREAD_VARIABLES, threads_per_run
 from sbu.data.cohort import CohortConfig, generate
 from sbu.model.cache import trained_model
 from sbu.model.network import ModelConfig

@@ -409,7 +409,8 @@ def test_run_ids_are_readable_sorted_and_safe_for_file_names():
 def test_a_run_folder_without_a_marker_is_not_finished(tmp_path):
     sweep_file = _sweep_file(tmp_path, {"notebook": "sweep_notebook", "grid": {"x": [1]}})
     from sbu.batch.folder import notebook_hash
-    from sbu.batch.runner import finished_before, fresh_folder
+    from sbu.batch.run import fresh_folder
+    from sbu.batch.runner import finished_before
 
     sweep = load_sweep(sweep_file, DATA)
     (run,) = plan_runs(sweep, tmp_path / "xs")
@@ -509,3 +510,13 @@ def test_help_notebook_lists_every_parameter_with_its_type_and_help(notebook):
         assert definition in shown, f"{notebook.name}: {name} is not listed by papermill --help-notebook"
         after = shown.split(definition, 1)[1].split("\n")
         assert p["help"] in (after[0].strip() or after[1].strip()), f"{notebook.name}: {name} is shown without help"
+
+
+def test_a_worker_process_imports_what_a_run_needs_and_not_the_models_or_memory():
+    """What a pool process or a Dask worker unpickles a run with — one run's module, the cluster's worker side —
+    loads papermill, not torch, transformers, rdflib or the package's parameter checks (seconds per process)."""
+    heavy = ("torch", "transformers", "peft", "rdflib", "pyoxigraph", "matplotlib", "sbu.model", "sbu.params")
+    code = ("import sys, sbu.batch.run, sbu.batch.cluster; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_environment())
+    assert loaded.stdout.strip() == "", loaded.stdout

@@ -3,7 +3,7 @@ workers that ``dask-jobqueue`` submits as Slurm, PBS, SGE or LSF jobs (``--clust
 
 Dask does the scheduling; this module connects, checks every worker before a run starts (this package at this
 version, the notebook with the same code, the results folder — a file system the workers share with this
-machine), and hands :func:`sbu.batch.runner.execute_run` to the workers through ``Client.get_executor``, so the
+machine), and hands :func:`sbu.batch.run.execute_run` to the workers through ``Client.get_executor``, so the
 loop, markers, resume and progress of the local pool serve the cluster unchanged. A worker runs one notebook at a
 time (a worker resource that Dask schedules by) and gives it its threads as its thread count. A worker lost in the
 middle of a run: the scheduler gives the run to another worker, which starts it again from an empty folder; lost
@@ -29,8 +29,9 @@ import yaml
 from distributed import Client, WorkerPlugin, get_worker
 
 import sbu
-from sbu.batch.runner import THREAD_VARIABLES, RunOutcome, RunTask, execute_run, failure_outcome, write_marker
+from sbu.batch.run import RunOutcome, RunTask, execute_run, failure_outcome, write_marker
 from sbu.errors import ClusterError, ConfigError
+from sbu.kernel import THREAD_VARIABLES
 
 CONNECT_SECONDS = 10.0  # how long an unreachable scheduler is tried before the sweep stops
 WORKERS_SECONDS = 60.0  # how long a reachable scheduler may have no worker (a jobqueue cluster waits for its jobs)

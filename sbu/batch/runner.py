@@ -1,9 +1,6 @@
-"""Executing a sweep's runs: each in a fresh folder, leaving ``done.json`` or ``failed.json``; which runs finished
-before (resume); the loop that hands the runs to a pool — the local process pool, or a Dask cluster's
-(:mod:`sbu.batch.cluster`) — and shows how far the running ones have got (the progress bar).
-
-:func:`execute_run` is the one way a run is executed, on this machine or on a Dask worker; it takes a
-:class:`RunTask` and gives back a :class:`RunOutcome`, and both pickle as they are."""
+"""Executing a sweep's runs: which runs finished before (resume); the loop that hands the runs to a pool — the
+local process pool, or a Dask cluster's (:mod:`sbu.batch.cluster`) — and shows how far the running ones have got
+(the progress bar). One run is :func:`sbu.batch.run.execute_run`, on this machine or on a Dask worker."""
 
 from __future__ import annotations
 
@@ -11,27 +8,19 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
-import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-from papermill.exceptions import PapermillExecutionError
 from tqdm import tqdm
 
-from sbu.batch.folder import notebook_hash, read_marker
+from sbu.batch.folder import read_marker
+from sbu.batch.run import RunOutcome, RunTask, execute_run, failure_outcome, write_marker
 from sbu.batch.sweep import SET_BY_BATCH, Run, Sweep, grid_label
-from sbu.errors import DataFileError
-from sbu.files import write_atomic
-from sbu.kernel import THREAD_VARIABLES, execute_notebook, use_threads
+from sbu.kernel import THREAD_VARIABLES
 
-TRACEBACK_LINES = 20
 PROGRESS_SECONDS = 5.0  # how often the bar reads the running notebooks' progress
-LOCAL = "local"  # where a run of the local pool ran (done.json's worker)
 
 
 def finished_before(run: Run, collect: str, code_hash: str) -> dict | None:
@@ -49,39 +38,6 @@ def _comparable(parameters: dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in parameters.items() if k != SET_BY_BATCH}, sort_keys=True))
 
 
-@dataclass(frozen=True)
-class RunTask:
-    """What a worker process needs for one run (picklable)."""
-
-    notebook: Path
-    folder: Path
-    parameters: dict
-    collect: str
-    run_id: str
-    notebook_sha256: str  # the code the sweep planned with; a worker whose notebook differs fails the run
-    threads: int | None = None  # the kernel's thread count; None: its default
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How one run ended, as its marker records it: done or failed, seconds, and for a failure the exception's
-    type, message, the notebook cell and the traceback's last lines."""
-
-    status: str  # done or failed
-    seconds: float = float("nan")
-    threads: str = ""
-    worker: str = LOCAL
-    error_type: str = ""
-    message: str = ""
-    cell: str = ""
-    traceback: tuple[str, ...] = ()
-
-    @property
-    def error(self) -> str:
-        """One line for runs.csv and the report."""
-        return f"{self.error_type}: {(self.message.strip().splitlines() or [''])[0]}"[:300] if self.error_type else ""
-
-
 def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int | None:
     """The thread count each of ``workers`` runs at once gets: the cores shared out, at least one. None (the
     kernel's default) for one run at a time, or when the environment already sets a thread count."""
@@ -89,69 +45,6 @@ def threads_per_run(workers: int, cpus: int | None = None, environ=None) -> int 
     if workers <= 1 or any(environ.get(name) for name in THREAD_VARIABLES):
         return None
     return max(1, (cpus or os.cpu_count() or 1) // workers)
-
-
-def execute_run(task: RunTask, worker: str = LOCAL) -> RunOutcome:
-    """Run one grid point in an empty folder and leave its marker. A failure of the run is its outcome; only a
-    folder that cannot be written raises. Runs in a worker process of the local pool or on a Dask worker."""
-    use_threads(task.threads)  # the kernel papermill starts inherits this process's environment
-    threads = os.environ.get("OMP_NUM_THREADS", "default")
-    fresh_folder(task.folder)
-    start = time.perf_counter()
-    try:
-        _check_notebook(task, worker)
-        execute_notebook(task.notebook, task.folder / task.notebook.name, parameters=task.parameters,
-                         cwd=str(task.notebook.parent), progress_bar=False)
-        _check_collected(task.folder / task.collect)
-    except Exception as err:  # any failure of one run is recorded; the sweep goes on
-        outcome = failure_outcome(err, round(time.perf_counter() - start, 2), threads, worker)
-        write_marker(task, outcome)
-        return outcome
-    outcome = RunOutcome("done", round(time.perf_counter() - start, 2), threads, worker)
-    write_marker(task, outcome)
-    return outcome
-
-
-def _check_notebook(task: RunTask, worker: str) -> None:
-    if not task.notebook.is_file():
-        raise DataFileError(f"no notebook {task.notebook} on {worker}")
-    if notebook_hash(task.notebook) != task.notebook_sha256:
-        raise DataFileError(f"{task.notebook} on {worker} is not the notebook the sweep was started with (its code "
-                            "differs: another checkout, or edited since)")
-
-
-def failure_outcome(err: BaseException, seconds: float, threads: str = "", worker: str = LOCAL) -> RunOutcome:
-    """The outcome of a run that raised ``err``: exception type, message and the traceback's last lines; for a
-    notebook cell, the cell's own error."""
-    if isinstance(err, PapermillExecutionError):
-        lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.traceback)).splitlines()
-        return RunOutcome("failed", seconds, threads, worker, err.ename, err.evalue, f"In [{err.exec_count}]",
-                          tuple(lines[-TRACEBACK_LINES:]))
-    lines = "".join(traceback.format_exception(err)).splitlines()
-    return RunOutcome("failed", seconds, threads, worker, type(err).__name__, str(err), "",
-                      tuple(lines[-TRACEBACK_LINES:]))
-
-
-def write_marker(task: RunTask, outcome: RunOutcome) -> None:
-    """done.json or failed.json: the run, its parameters, the notebook code it ran and how it ended. Written
-    through a temporary file: a marker is either whole or absent, never a torn file read as done."""
-    record = {"run_id": task.run_id, "parameters": task.parameters, "notebook_sha256": task.notebook_sha256,
-              **{k: v for k, v in asdict(outcome).items() if k != "status" and v not in ("", ())}}
-    name = "done.json" if outcome.status == "done" else "failed.json"
-    write_atomic(task.folder / name, json.dumps(record, indent=1, default=str) + "\n")
-
-
-def fresh_folder(folder: Path) -> None:
-    """Empty the run's folder: what a failed or killed run left must not mix with the new run's files."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-
-
-def _check_collected(path: Path) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"the notebook finished but wrote no {path.name} into its out_dir {path.parent}")
-    pd.read_csv(path)  # a table that does not parse fails the run, not the collection at the end
 
 
 def run_tasks(runs: list[Run], sweep: Sweep, code_hash: str, threads: int | None = None) -> list[RunTask]:

@@ -10,16 +10,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import papermill as pm
 import yaml
 
+from sbu.batch.run import RunOutcome
 from sbu.errors import ConfigError, DataFileError, ParameterError
 from sbu.params import check_values, rules
-
-if TYPE_CHECKING:
-    from sbu.batch.runner import RunOutcome  # TYPE_CHECKING only: runner imports this module
 
 PROJECT = Path(__file__).resolve().parents[2]
 SWEEP_KEYS = ("notebook", "params", "grid", "collect", "plot")
