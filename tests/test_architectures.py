@@ -119,3 +119,15 @@ def test_lora_targets_that_name_no_layer_or_a_model_without_linear_layers_are_cl
         "q_proj", "model.layers.0.mlp.up_proj"), "a last name part or a full module name"
     with pytest.raises(ConfigError, match="has no linear layer LoRA can adapt"):
         lora_targets(torch.nn.Sequential(torch.nn.Embedding(4, 2), torch.nn.LayerNorm(2)))
+
+
+def test_an_example_longer_than_the_models_context_is_a_clear_error_before_any_training(saved, small_sets):
+    """Rotary models (Llama) would run past their context silently, learned positions (GPT-2) fail deep in torch:
+    both are stopped with one line naming the lengths, before an adapter is made."""
+    from dataclasses import replace
+
+    forget, retain = small_sets
+    long = [replace(forget[0], target=forget[0].target + " and more" * 200), *forget[1:]]
+    for name in ("gpt2", "llama"):
+        with pytest.raises(ConfigError, match=r"a forget example has \d+ tokens, more than the 160 positions of"):
+            unlearn(load(saved[name]), long, retain, "sra", steps=1, progress=False)
