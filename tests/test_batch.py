@@ -518,5 +518,6 @@ def test_a_worker_process_imports_what_a_run_needs_and_not_the_models_or_memory(
     heavy = ("torch", "transformers", "peft", "rdflib", "pyoxigraph", "matplotlib", "sbu.model", "sbu.params")
     code = ("import sys, sbu.batch.run, sbu.batch.cluster; "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_environment())
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env=_environment())
     assert loaded.stdout.strip() == "", loaded.stdout
