@@ -23,8 +23,9 @@ from sbu.errors import ConfigError
 from sbu.eval import style
 from sbu.eval.accuracy import accuracy_by_attribute, model_report
 from sbu.eval.targets import base_model_targets
-from sbu.model.cache import trained_model
-from sbu.model.network import CausalLM, load
+from sbu.model.cache import finetuned_model, trained_model
+from sbu.model.finetune import FinetuneConfig
+from sbu.model.network import CausalLM
 from sbu.unlearn.methods import UnlearnConfig
 from sbu.unlearn.methods import method as unlearning_method
 
@@ -34,6 +35,8 @@ class Experiment:
     config: ExperimentConfig
     out_dir: Path
     model_name_or_path: str = ""  # a user's own causal LM on disk; empty: the embedded model, trained and cached
+    finetune: FinetuneConfig | None = None  # how a user's model learns the cohort; None: the defaults, with the
+    # experiment's training recipe and seed
     metrics: dict = field(default_factory=dict)
     data_path: str = ""  # PubMedQA-L's ori_pqal.json (or its folder); empty: shared/data/pubmedqa beside the project
 
@@ -59,8 +62,9 @@ class Experiment:
 
     def _model(self, exclude: str | None) -> CausalLM:
         start = time.perf_counter()
-        if self.model_name_or_path and exclude is None:
-            lm = load(self.model_name_or_path)
+        if self.model_name_or_path:  # the user's model fine-tuned on the cohort, with and without the split
+            finetune = self.finetune or FinetuneConfig(recipe=self.config.train.recipe, seed=self.config.train.seed)
+            lm = finetuned_model(self.model_name_or_path, self.corpus, finetune, exclude=exclude)
         else:
             lm = trained_model(self.corpus, self.config.model, self.config.train, exclude=exclude)
         kind = "base" if exclude is None else "retrain" if exclude == self.config.forget_split else f"retrain {exclude}"

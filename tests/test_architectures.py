@@ -32,9 +32,9 @@ from sbu.unlearn.forget_sets import unlearning_sets
 from sbu.unlearn.loop import unlearn
 
 SIZES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-         "max_position_embeddings": 160}
+         "max_position_embeddings": 256}
 ARCHITECTURES = {  # name → (model class, its config, the layer names LoRA must adapt)
-    "gpt2": (GPT2LMHeadModel, lambda v: GPT2Config(vocab_size=v, n_positions=160, n_embd=32, n_layer=2, n_head=2),
+    "gpt2": (GPT2LMHeadModel, lambda v: GPT2Config(vocab_size=v, n_positions=256, n_embd=32, n_layer=2, n_head=2),
              ("c_attn", "c_fc", "c_proj")),
     "llama": (LlamaForCausalLM, lambda v: LlamaConfig(vocab_size=v, num_key_value_heads=1, **SIZES),
               ("down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj")),
@@ -43,7 +43,7 @@ ARCHITECTURES = {  # name → (model class, its config, the layer names LoRA mus
     "gpt_neox": (GPTNeoXForCausalLM, lambda v: GPTNeoXConfig(vocab_size=v, **SIZES),
                  ("dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value")),
     "opt": (OPTForCausalLM, lambda v: OPTConfig(vocab_size=v, hidden_size=32, ffn_dim=64, num_hidden_layers=2,
-                                                num_attention_heads=2, max_position_embeddings=160,
+                                                num_attention_heads=2, max_position_embeddings=256,
                                                 word_embed_proj_dim=32),
             ("fc1", "fc2", "k_proj", "out_proj", "q_proj", "v_proj")),
     "phi": (PhiForCausalLM, lambda v: PhiConfig(vocab_size=v, **SIZES),
@@ -86,7 +86,7 @@ def test_lora_goes_on_the_architectures_own_linear_layers_and_never_on_the_head(
     expected = ARCHITECTURES[name][2]
     assert lora_targets(lm.model) == expected
     assert lora_config(lm.model, 4, 8).fan_in_fan_out == (name == "gpt2"), "transposed weights only in Conv1D"
-    assert context_length(lm.model) == 160
+    assert context_length(lm.model) == 256
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -129,5 +129,44 @@ def test_an_example_longer_than_the_models_context_is_a_clear_error_before_any_t
     forget, retain = small_sets
     long = [replace(forget[0], target=forget[0].target + " and more" * 200), *forget[1:]]
     for name in ("gpt2", "llama"):
-        with pytest.raises(ConfigError, match=r"a forget example has \d+ tokens, more than the 160 positions of"):
+        with pytest.raises(ConfigError, match=r"a forget example has \d+ tokens, more than the 256 positions of"):
             unlearn(load(saved[name]), long, retain, "sra", steps=1, progress=False)
+
+
+def test_a_users_model_is_fine_tuned_on_the_cohort_and_its_retrain_is_the_same_model_without_the_split(
+        saved, tiny_corpus, tmp_path):
+    """The TOFU protocol on a pretrained model: base = it fine-tuned on the training mix, retrain = the same
+    weights fine-tuned the same way without the forget split; each cached under a key of the model's files, the
+    recipe and the cohort; the user's folder untouched."""
+    from sbu.model.cache import finetuned_model, folder_fingerprint
+    from sbu.model.finetune import FinetuneConfig
+
+    folder, cache = saved["llama"], tmp_path / "models"
+    files = folder_fingerprint(folder)
+    config = FinetuneConfig(epochs=2, lr=2e-3)
+    base = finetuned_model(folder, tiny_corpus, config, cache=cache, progress=False)
+    retrain = finetuned_model(folder, tiny_corpus, config, exclude="forget10", cache=cache, progress=False)
+    assert base.path.name.startswith("base-ft-") and retrain.path.name.startswith("retrain-forget10-ft-")
+    assert base.info["pretrained"] == retrain.info["pretrained"] == files == folder_fingerprint(folder)
+    assert retrain.info["n_examples_per_epoch"] < base.info["n_examples_per_epoch"], "the split is left out"
+    losses = base.info["epoch_loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    pretrained = load(folder).model.state_dict()
+    assert any(not torch.equal(pretrained[k], v) for k, v in base.model.state_dict().items())
+    again = finetuned_model(folder, tiny_corpus, config, cache=cache, progress=False)
+    assert again.path == base.path and again.info["train_seconds"] == base.info["train_seconds"], "from the cache"
+    adapter = finetuned_model(folder, tiny_corpus, FinetuneConfig(mode="lora", epochs=1, lr=1e-2), cache=cache,
+                              progress=False)
+    assert adapter.path != base.path and not _adapted(adapter.model), "a LoRA fine-tune is merged into the weights"
+    assert set(adapter.model.state_dict()) == set(pretrained)
+
+
+def test_a_folder_without_a_tokenizer_is_a_clear_error_and_nothing_is_cached(saved, tiny_corpus, tmp_path):
+    from sbu.errors import DataFileError
+    from sbu.model.cache import finetuned_model
+
+    bare = tmp_path / "bare"
+    load(saved["qwen2"]).model.save_pretrained(bare)
+    with pytest.raises(DataFileError, match="cannot be loaded"):
+        finetuned_model(bare, tiny_corpus, cache=tmp_path / "models", progress=False)
+    assert not (tmp_path / "models").exists()

@@ -8,6 +8,8 @@ import pytest
 
 from sbu.errors import ConfigError
 from sbu.experiment import Experiment
+from sbu.model.cache import folder_fingerprint
+from sbu.model.finetune import FinetuneConfig
 
 TINY = dict(cohort={"n_patients": 12, "holdout_share": 0.25},
             model={"vocab_size": 400, "n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 192},
@@ -32,11 +34,17 @@ def test_experiment_writes_tables_and_metrics(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "reading_by_attribute.csv").is_file()
 
 
-def test_a_users_own_model_is_loaded_from_its_path(tmp_path, monkeypatch):
+def test_a_users_own_model_is_fine_tuned_on_the_cohort_with_and_without_the_split(tmp_path, monkeypatch):
+    """A model from a path is the starting point of both the base and the retrain model (the TOFU protocol), not
+    the base model as it is: the gold standard is the same model, never the embedded one."""
     monkeypatch.setenv("SBU_CACHE", str(tmp_path / "cache"))
-    first = Experiment.from_params(out_dir=str(tmp_path / "a"), **TINY).base_model()
-    again = Experiment.from_params(out_dir=str(tmp_path / "b"), model_name_or_path=str(first.path), **TINY)
-    assert again.base_model().path == first.path
+    users = Experiment.from_params(out_dir=str(tmp_path / "a"), **TINY).base_model()
+    exp = Experiment.from_params(out_dir=str(tmp_path / "b"), model_name_or_path=str(users.path), **TINY)
+    exp.finetune = FinetuneConfig(epochs=1, recipe=exp.config.train.recipe)
+    base, retrain = exp.base_model(), exp.retrain_model()
+    assert base.path.name.startswith("base-ft-") and retrain.path.name.startswith("retrain-forget05-ft-")
+    assert base.info["pretrained"] == retrain.info["pretrained"] == folder_fingerprint(users.path)
+    assert exp.metrics["models"]["retrain"]["name"] == retrain.info["name"]
 
 
 def test_bad_parameters_fail_before_anything_is_written(tmp_path):

@@ -4,7 +4,8 @@ the hash of corpus, configs and the split left out; processes that need a model 
 The smoke defaults' two models ship with the package (``sbu/model/weights/``, about 2 MB each), so a first run
 copies them instead of training for minutes; their folder names are cache keys, so any change to the corpus, the
 configs, the tokenizer or the training examples misses them and trains afresh. A test trains the base model from
-scratch and checks it against the shipped one (``tests/test_smoke_models.py``)."""
+scratch and checks it against the shipped one (``tests/test_smoke_models.py``). A user's pretrained model gets
+its own entries, ``base-ft-<hash>`` and ``retrain-<split>-ft-<hash>`` (:func:`finetuned_model`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 
 from sbu.cache import cache_dir, config_hash
 from sbu.data.schema import Corpus
+from sbu.model.finetune import FinetuneConfig, finetune
 from sbu.model.network import INFO_FILE, CausalLM, ModelConfig, load
 from sbu.model.recipe import tokenizer_texts, training_examples
 from sbu.model.tokenizer import train_tokenizer
@@ -75,6 +77,48 @@ def trained_model(corpus: Corpus, model_config: ModelConfig | None = None, train
         _store(model, tokenizer, info, path)
     return CausalLM(model, tokenizer, path, info)
 
+
+
+def finetuned_model(pretrained: str | Path, corpus: Corpus, config: FinetuneConfig | None = None,
+                    exclude: str | None = None, progress: bool = True, cache: Path | None = None) -> CausalLM:
+    """A user's pretrained model (a ``save_pretrained`` folder) fine-tuned on the cohort's training mix
+    (``exclude=None``: the base model) or on it without split ``exclude`` (the retrain gold standard), once, then
+    loaded from the cache — keyed by the hash of the folder's files, ``config`` and the corpus, so that another
+    model, recipe or cohort is another entry. Bad input (no folder, no tokenizer, not a causal LM, an example
+    longer than its context) is a clear error before any step, and nothing is written."""
+    config = config or FinetuneConfig()
+    source = load(pretrained)
+    first = training_examples(corpus, config.recipe, exclude, config.seed, epoch=0)
+    key_obj = {"pretrained": folder_fingerprint(Path(pretrained)), "finetune": asdict(config),
+               "corpus": corpus_fingerprint(corpus), "exclude": exclude, "examples": _sha([asdict(x) for x in first])}
+    name = f"{'base' if exclude is None else 'retrain-' + exclude}-ft-{config_hash(key_obj)}"
+    path = (cache or cache_dir() / "models") / name
+    if (path / INFO_FILE).is_file():
+        return load(path)
+    with _training_lock(path):
+        if (path / INFO_FILE).is_file():
+            return load(path)
+        epochs = [first] + [training_examples(corpus, config.recipe, exclude, config.seed, epoch)
+                            for epoch in range(1, config.epochs)]
+        start = time.perf_counter()
+        desc = f"fine-tune {Path(pretrained).name} " + ("(base)" if exclude is None else f"(retrain without {exclude})")
+        model, losses = finetune(source, epochs, config, progress, desc)
+        info = {**key_obj, "name": name, "pretrained_path": str(Path(pretrained).resolve()),
+                "n_examples_per_epoch": len(first), "epoch_loss": losses, "train_seconds": time.perf_counter() - start,
+                "n_parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads()}
+        _store(model, source.tokenizer, info, path)
+    return CausalLM(model, source.tokenizer, path, info)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 over a model folder's files (names and contents, in name order): another checkpoint, another key."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(file.relative_to(folder)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 def cache_name(corpus: Corpus, model_config: ModelConfig, train_config: TrainConfig,
                exclude: str | None = None) -> str:

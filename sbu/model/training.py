@@ -14,7 +14,7 @@ from transformers import get_cosine_schedule_with_warmup
 from sbu import checks
 from sbu.errors import ConfigError
 from sbu.model.batches import LengthGroupedBatches, collate, encode_all
-from sbu.model.network import ModelConfig, gpt2
+from sbu.model.network import ModelConfig, context_length, gpt2
 from sbu.model.recipe import Example, Recipe
 
 
@@ -41,19 +41,32 @@ def train(epochs: list[list[Example]], tokenizer, model_config: ModelConfig, tra
     """Train a GPT-2 from scratch, one list of examples per epoch; return the model and the per-epoch mean loss."""
     set_seed(train_config.seed)
     model = gpt2(model_config, tokenizer)
+    return fit(model, tokenizer, epochs, batch_size=train_config.batch_size, lr=train_config.lr,
+               weight_decay=train_config.weight_decay, warmup_share=train_config.warmup_share,
+               seed=train_config.seed, progress=progress, desc=desc)
+
+
+def fit(model: torch.nn.Module, tokenizer, epochs: list[list[Example]], *, batch_size: int, lr: float,
+        weight_decay: float, warmup_share: float, seed: int, progress: bool = True, desc: str = "train"):
+    """Train ``model`` (every parameter that requires a gradient) on ``epochs`` — one list of examples per epoch,
+    length-grouped batches, AdamW with a linear warm-up then cosine decay — through ``accelerate``; return it in
+    eval mode and the per-epoch mean loss. An example longer than the model's context is a ConfigError, before any
+    step."""
+    limit = context_length(model)
     loaders = []
     for e, examples in enumerate(epochs):
         encoded = encode_all(tokenizer, examples)
         too_long = max(len(ids) for ids, _ in encoded)
-        if too_long > model_config.n_positions:
-            raise ConfigError(f"an example has {too_long} tokens, more than n_positions={model_config.n_positions}")
-        sampler = LengthGroupedBatches([len(ids) for ids, _ in encoded], train_config.batch_size,
-                                       train_config.seed * 1000 + e)
+        if too_long > limit:
+            raise ConfigError(f"an example has {too_long} tokens, more than the {limit} positions of "
+                              f"{type(model).__name__}")
+        sampler = LengthGroupedBatches([len(ids) for ids, _ in encoded], batch_size, seed * 1000 + e)
         loaders.append(torch.utils.data.DataLoader(encoded, batch_sampler=sampler,
                                                    collate_fn=lambda b: collate(b, tokenizer.pad_token_id)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     steps = sum(len(loader) for loader in loaders)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_config.warmup_share * steps), steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(warmup_share * steps), steps)
     accelerator = Accelerator()
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
