@@ -21,7 +21,7 @@ from rdflib import Literal
 
 from sbu.data.schema import Corpus
 from sbu.memory.barrier import Barrier
-from sbu.memory.store import MemoryStore
+from sbu.memory.store import MemoryStore, bulk
 from sbu.memory.vocab import ARTIFACT_CLASS, ENTITY_CLASS, META, PROV, RDF, RDFS, SBU, iri, predicate
 
 
@@ -84,8 +84,9 @@ def ingest(store: MemoryStore, corpus: Corpus, barrier: Barrier | None = None) -
     if barrier is None and has_blocklist(store):
         barrier = Barrier.load(store)
     before = (barrier.refused, Counter(barrier.refusals)) if barrier is not None else (0, Counter())
-    quads = list(corpus_quads(corpus, barrier))
-    store.add_quads(quads)
+    with bulk():
+        quads = list(corpus_quads(corpus, barrier))
+        store.add_quads(quads)
     if barrier is None:
         return IngestResult(len(quads))
     return IngestResult(len(quads), barrier.refused - before[0], dict(Counter(barrier.refusals) - before[1]))

@@ -100,3 +100,21 @@ def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path):
         with oxigraph_serve(tmp_path / "held", timeout=10):
             pass
     assert "backtrace" not in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_bulk_read_pauses_garbage_collection_and_restores_it_as_it_was():
+    import gc
+
+    from sbu.memory.store import bulk
+
+    assert gc.isenabled()
+    with bulk():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError), bulk():
+            raise RuntimeError("a failing read")
+        assert not gc.isenabled(), "a caller that had it off keeps it off"
+    finally:
+        gc.enable()
