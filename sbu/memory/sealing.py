@@ -34,6 +34,7 @@ from sbu.memory.keys import KeyStore
 from sbu.memory.vocab import META, RDFS, SBU
 
 SEALED = SBU.sealed  # the datatype of a sealed literal
+_TEXT, _LABEL = SBU.text, RDFS.label  # module constants: a Namespace attribute builds a new URIRef on each access
 
 
 def owner(s, p, o, g) -> URIRef | None:
@@ -43,11 +44,11 @@ def owner(s, p, o, g) -> URIRef | None:
         return None
     if not str.__eq__(g, META):  # str's comparison: rdflib's own is slow, and this runs once per quad
         return URIRef(str(g))  # an asserted value: sealed under its assertion's key
-    return URIRef(str(s)) if str.__eq__(p, SBU.text) or str.__eq__(p, RDFS.label) else None
+    return URIRef(str(s)) if str.__eq__(p, _TEXT) or str.__eq__(p, _LABEL) else None
 
 
 def is_sealed(term) -> bool:
-    return isinstance(term, Literal) and term.datatype == SEALED
+    return isinstance(term, Literal) and term.datatype is not None and str.__eq__(term.datatype, SEALED)
 
 
 def _ad(node, s, p) -> bytes:

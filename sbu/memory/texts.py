@@ -14,7 +14,8 @@ def live_texts(store: MemoryStore) -> dict[URIRef, str]:
     """Every live text of memory by node IRI (a node with several texts gets them joined, in sorted order)."""
     found: dict[URIRef, list[str]] = {}
     with bulk():
-        rows = [(URIRef(str(node)), SBU.text, text, META) for node, text in store.query(load_query("live_texts"))
+        text_p = SBU.text
+        rows = [(URIRef(str(node)), text_p, text, META) for node, text in store.query(load_query("live_texts"))
                 if isinstance(node, URIRef)]
         for (node, _, _, _), text in zip(rows, store.reveal(rows)):
             if text is not None:
