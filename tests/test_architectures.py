@@ -170,3 +170,17 @@ def test_a_folder_without_a_tokenizer_is_a_clear_error_and_nothing_is_cached(sav
     with pytest.raises(DataFileError, match="cannot be loaded"):
         finetuned_model(bare, tiny_corpus, cache=tmp_path / "models", progress=False)
     assert not (tmp_path / "models").exists()
+
+
+def test_a_folder_holding_a_model_that_is_not_a_causal_lm_is_a_one_line_error(tiny_lm, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from sbu.errors import DataFileError
+
+    folder = tmp_path / "bert"
+    BertModel(BertConfig(vocab_size=len(tiny_lm.tokenizer), hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    tiny_lm.tokenizer.save_pretrained(folder)
+    with pytest.raises(DataFileError, match="it must hold a causal LM") as error:
+        load(folder)
+    assert "\n" not in str(error.value)

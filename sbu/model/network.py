@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
 from sbu.errors import ConfigError, DataFileError
@@ -59,6 +60,9 @@ def gpt2(model_config: ModelConfig, tokenizer) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config)
 
 
+CAUSAL_LM_CLASSES = {name for names in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
+                     for name in ((names,) if isinstance(names, str) else names)}  # transformers' causal-LM classes
+
 CONTEXT_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "seq_length", "max_sequence_length")
 
 
@@ -81,6 +85,9 @@ def load(model_name_or_path: str | Path) -> CausalLM:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        saved_as = getattr(AutoConfig.from_pretrained(path, local_files_only=True), "architectures", None) or []
+        if saved_as and not set(saved_as) & CAUSAL_LM_CLASSES:  # a causal-LM head would be made up, untrained
+            raise ValueError(f"its config names {', '.join(saved_as)}, not a causal language model")
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         vocab = getattr(model.config, "vocab_size", None)
         if len(tokenizer) < 2 or (vocab and len(tokenizer) > vocab):  # transformers makes an empty one silently
