@@ -5,9 +5,13 @@ linear layers and leave the loaded weights alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import (
+    BertConfig,
+    BertModel,
     GPT2Config,
     GPT2LMHeadModel,
     GPTNeoXConfig,
@@ -23,9 +27,11 @@ from transformers import (
 )
 
 from sbu.data.forget_set import ForgetSet
-from sbu.errors import ConfigError
+from sbu.errors import ConfigError, DataFileError
 from sbu.model.adapters import lora_config, lora_targets
+from sbu.model.cache import finetuned_model, folder_fingerprint
 from sbu.model.consolidate import ConsolidationConfig, consolidate
+from sbu.model.finetune import FinetuneConfig
 from sbu.model.network import context_length, load
 from sbu.unlearn import METHODS
 from sbu.unlearn.forget_sets import unlearning_sets
@@ -124,8 +130,6 @@ def test_lora_targets_that_name_no_layer_or_a_model_without_linear_layers_are_cl
 def test_an_example_longer_than_the_models_context_is_a_clear_error_before_any_training(saved, small_sets):
     """Rotary models (Llama) would run past their context silently, learned positions (GPT-2) fail deep in torch:
     both are stopped with one line naming the lengths, before an adapter is made."""
-    from dataclasses import replace
-
     forget, retain = small_sets
     long = [replace(forget[0], target=forget[0].target + " and more" * 200), *forget[1:]]
     for name in ("gpt2", "llama"):
@@ -138,9 +142,6 @@ def test_a_users_model_is_fine_tuned_on_the_cohort_and_its_retrain_is_the_same_m
     """The TOFU protocol on a pretrained model: base = it fine-tuned on the training mix, retrain = the same
     weights fine-tuned the same way without the forget split; each cached under a key of the model's files, the
     recipe and the cohort; the user's folder untouched."""
-    from sbu.model.cache import finetuned_model, folder_fingerprint
-    from sbu.model.finetune import FinetuneConfig
-
     folder, cache = saved["llama"], tmp_path / "models"
     files = folder_fingerprint(folder)
     config = FinetuneConfig(epochs=2, lr=2e-3)
@@ -162,9 +163,6 @@ def test_a_users_model_is_fine_tuned_on_the_cohort_and_its_retrain_is_the_same_m
 
 
 def test_a_folder_without_a_tokenizer_is_a_clear_error_and_nothing_is_cached(saved, tiny_corpus, tmp_path):
-    from sbu.errors import DataFileError
-    from sbu.model.cache import finetuned_model
-
     bare = tmp_path / "bare"
     load(saved["qwen2"]).model.save_pretrained(bare)
     with pytest.raises(DataFileError, match="cannot be loaded"):
@@ -173,10 +171,6 @@ def test_a_folder_without_a_tokenizer_is_a_clear_error_and_nothing_is_cached(sav
 
 
 def test_a_folder_holding_a_model_that_is_not_a_causal_lm_is_a_one_line_error(tiny_lm, tmp_path):
-    from transformers import BertConfig, BertModel
-
-    from sbu.errors import DataFileError
-
     folder = tmp_path / "bert"
     BertModel(BertConfig(vocab_size=len(tiny_lm.tokenizer), hidden_size=32, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)

@@ -6,10 +6,12 @@ import multiprocessing
 import os
 
 import pytest
+from rdflib import Literal
 
 from sbu.errors import ConfigError
-from sbu.memory.barrier import Barrier, keyed_hash, load_key, normalize
-from sbu.memory.vocab import iri
+from sbu.memory import open_store
+from sbu.memory.barrier import MAX_NGRAM, Barrier, Reason, keyed_hash, load_key, normalize
+from sbu.memory.vocab import META, SBU, iri
 
 
 def test_a_missing_key_file_is_created_readable_by_its_owner_only(tmp_path):
@@ -117,9 +119,6 @@ LONG_VALUE = "a rare presentation of " + " ".join("word" + chr(97 + i % 26) + ch
 def test_a_texts_n_grams_reach_as_far_as_the_longest_blocked_entry_and_no_further(tmp_path):
     """The request records its longest entry in words (no text); a barrier loaded from memory checks n-grams of
     that length, so a 34-word value is still found and a short blocklist checks short n-grams only."""
-    from sbu.memory import open_store
-    from sbu.memory.barrier import MAX_NGRAM
-
     store = open_store("oxigraph:")
     assert Barrier.load(store, key=b"k" * 32).reach == 0, "nothing blocked: no n-grams to check"
     short = Barrier.load(store, key=b"k" * 32)
@@ -140,10 +139,6 @@ def test_a_texts_n_grams_reach_as_far_as_the_longest_blocked_entry_and_no_furthe
 
 def test_a_blocklist_without_recorded_lengths_is_checked_to_max_ngram():
     """A blocklist written before requests recorded their longest entry: every text is checked as far as ever."""
-    from sbu.memory import open_store
-    from sbu.memory.barrier import MAX_NGRAM
-    from sbu.memory.vocab import META, SBU
-
     store = open_store("oxigraph:")
     old = Barrier.load(store, key=b"k" * 32)
     old.raise_for(store, iri("request/old"), old.entries(pairs=[("patient/p2", LONG_VALUE)]))
@@ -157,12 +152,6 @@ def test_a_longer_entry_raised_meanwhile_refuses_a_write_that_holds_it_and_lets_
     """Two barriers on one memory: the writer's was loaded while only names were blocked (short n-grams); the
     other raises a 34-word value. The writer's next write holding that value is refused (the insert's own check
     sees the longer entry, the write is checked again); a write that does not hold it lands on the retry."""
-    from rdflib import Literal
-
-    from sbu.memory import open_store
-    from sbu.memory.barrier import Reason
-    from sbu.memory.vocab import META, SBU
-
     store = open_store("oxigraph:")
     writer = Barrier.load(store, key=b"k" * 32)
     writer.raise_for(store, iri("request/a"), writer.entries(names=["Alice Smith"]))
@@ -186,12 +175,6 @@ def test_a_value_blocked_meanwhile_for_an_entity_a_write_is_about_refuses_it():
     """Values are looked up only for entities that hold a blocked value (their ``holder`` hash): an entity that
     becomes a holder between the writer's check and its insert stops the insert, the write is checked again and
     refused; the same text about another entity lands."""
-    from rdflib import Literal
-
-    from sbu.memory import open_store
-    from sbu.memory.barrier import Reason
-    from sbu.memory.vocab import META, SBU
-
     store = open_store("oxigraph:")
     writer = Barrier.load(store, key=b"k" * 32)
     writer.raise_for(store, iri("request/a"), writer.entries(names=["Alice Smith"]))
