@@ -87,7 +87,6 @@ def finetuned_model(pretrained: str | Path, corpus: Corpus, config: FinetuneConf
     model, recipe or cohort is another entry. Bad input (no folder, no tokenizer, not a causal LM, an example
     longer than its context) is a clear error before any step, and nothing is written."""
     config = config or FinetuneConfig()
-    source = load(pretrained)
     first = training_examples(corpus, config.recipe, exclude, config.seed, epoch=0)
     key_obj = {"pretrained": folder_fingerprint(Path(pretrained)), "finetune": asdict(config),
                "corpus": corpus_fingerprint(corpus), "exclude": exclude, "examples": _sha([asdict(x) for x in first])}
@@ -95,6 +94,7 @@ def finetuned_model(pretrained: str | Path, corpus: Corpus, config: FinetuneConf
     path = (cache or cache_dir() / "models") / name
     if (path / INFO_FILE).is_file():
         return load(path)
+    source = load(pretrained)  # not before: a cached entry needs no pretrained weights in memory
     with _training_lock(path):
         if (path / INFO_FILE).is_file():
             return load(path)

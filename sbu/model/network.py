@@ -75,6 +75,15 @@ def context_length(model: torch.nn.Module, default: int = 1024) -> int:
             return value
     return default
 
+
+def check_context(model: torch.nn.Module, encoded: list[tuple[list[int], list[int]]], what: str = "an example") -> None:
+    """A ConfigError, before any step, when an encoded example is longer than ``model``'s context (a rotary model
+    would run past it silently, learned positions fail deep in torch)."""
+    limit, longest = context_length(model), max((len(ids) for ids, _ in encoded), default=0)
+    if longest > limit:
+        raise ConfigError(f"{what} has {longest} tokens, more than the {limit} positions of {type(model).__name__}: "
+                          "shorten it or use a model with a longer context")
+
 def load(model_name_or_path: str | Path) -> CausalLM:
     """Load any causal LM saved with ``save_pretrained`` (ours or a user's) from a local path."""
     path = Path(model_name_or_path)

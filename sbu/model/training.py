@@ -12,9 +12,8 @@ from tqdm import tqdm  # text bars: tqdm.auto would want ipywidgets, whose comm 
 from transformers import get_cosine_schedule_with_warmup
 
 from sbu import checks
-from sbu.errors import ConfigError
 from sbu.model.batches import LengthGroupedBatches, collate, encode_all
-from sbu.model.network import ModelConfig, context_length, gpt2
+from sbu.model.network import ModelConfig, check_context, gpt2
 from sbu.model.recipe import Example, Recipe
 
 
@@ -52,14 +51,10 @@ def fit(model: torch.nn.Module, tokenizer, epochs: list[list[Example]], *, batch
     length-grouped batches, AdamW with a linear warm-up then cosine decay — through ``accelerate``; return it in
     eval mode and the per-epoch mean loss. An example longer than the model's context is a ConfigError, before any
     step."""
-    limit = context_length(model)
     loaders = []
     for e, examples in enumerate(epochs):
         encoded = encode_all(tokenizer, examples)
-        too_long = max(len(ids) for ids, _ in encoded)
-        if too_long > limit:
-            raise ConfigError(f"an example has {too_long} tokens, more than the {limit} positions of "
-                              f"{type(model).__name__}")
+        check_context(model, encoded)
         sampler = LengthGroupedBatches([len(ids) for ids, _ in encoded], batch_size, seed * 1000 + e)
         loaders.append(torch.utils.data.DataLoader(encoded, batch_sampler=sampler,
                                                    collate_fn=lambda b: collate(b, tokenizer.pad_token_id)))

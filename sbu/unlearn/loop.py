@@ -36,7 +36,7 @@ from sbu.errors import ConfigError
 from sbu.model.adapters import lora_config
 from sbu.model.batches import encode_all, encode_examples, random_batches
 from sbu.model.consolidate import ConsolidationConfig, consolidate
-from sbu.model.network import CausalLM, context_length
+from sbu.model.network import CausalLM, check_context
 from sbu.model.recipe import Example
 from sbu.unlearn.methods import Counterfactuals, References, Step, UnlearnConfig
 from sbu.unlearn.methods import method as method_named
@@ -132,12 +132,8 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     tokenizer = lm.tokenizer
     encoded_forget = encode_all(tokenizer, spec.targets(forget))
     encoded_retain = encode_all(tokenizer, retain)
-    limit = context_length(lm.model)
-    for name, encoded in (("forget", encoded_forget), ("retain", encoded_retain)):
-        longest = max((len(ids) for ids, _ in encoded), default=0)
-        if longest > limit:
-            raise ConfigError(f"a {name} example has {longest} tokens, more than the {limit} positions of "
-                              f"{type(lm.model).__name__}: shorten it or use a model with a longer context")
+    check_context(lm.model, encoded_forget, "a forget example")
+    check_context(lm.model, encoded_retain, "a retain example")
 
     lora = lora_config(lm.model, config.lora_rank, config.lora_alpha, config.lora_targets)
     model = get_peft_model(copy.deepcopy(lm.model), lora)
