@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+from rdflib import Literal, URIRef
 
 from sbu.eval.leaks import MARK, files_scanned, redact, scan, secret_id
+from sbu.memory import open_store
 
 
 def test_scan_finds_planted_leaks_in_every_form(tmp_path):
@@ -49,3 +51,20 @@ def test_scan_leaves_out_strings_too_short_to_tell_apart(tmp_path):
     (tmp_path / "f.txt").write_text("age 69 in 2026-11-28T14:41:69\n")
     assert scan([tmp_path], ["69"]).empty
     assert len(scan([tmp_path], ["69"], min_length=2)) == 1
+
+
+def test_a_stores_info_log_timestamps_are_not_hits_but_what_its_lines_say_is(tmp_path):
+    """RocksDB's info log begins each line with a microsecond timestamp: a six-digit record number would match one
+    now and then. The prefix is left out; the same number anywhere else in a line is still a hit."""
+    with open_store(f"oxigraph:{tmp_path / 'store'}") as store:
+        store.add_quads([(URIRef("urn:x:a"), URIRef("urn:x:p"), Literal("retained"), URIRef("urn:x:g"))])
+    log = tmp_path / "store" / "LOG"
+    first = log.read_text(errors="ignore").splitlines()[0]
+    micros = first.split(" ", 1)[0].rsplit(".", 1)[1]  # 2026/12/08-03:38:57.047745 → 047745
+    assert len(micros) == 6 and scan([tmp_path / "store"], [micros]).empty
+    with open(log, "a") as out:
+        out.write(f"{first.split(' ', 2)[0]} 1234 [db/x.cc:1] a line that says {micros}\n")
+    assert scan([tmp_path / "store"], [micros])["hits"].sum() == 1
+    elsewhere = tmp_path / "LOG"  # a file called LOG outside a store is read whole
+    elsewhere.write_text(first + "\n")
+    assert scan([elsewhere], [micros])["hits"].sum() == 1

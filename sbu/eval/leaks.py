@@ -8,6 +8,10 @@ of theirs that no retained record also holds (:func:`sbu.eval.exposure.forgotten
 by the file and a short hash of the string, never by the string itself, so a scan report is safe to share. Strings
 are also looked for in the escaped form JSON gives non-ASCII text (notebooks and metrics are JSON).
 
+An on-disk store's RocksDB info logs (``LOG``, ``LOG.old.*``) start every line with a microsecond timestamp and a
+thread id: a six-digit record number turns up there by chance about once in a hundred scans, so those line prefixes
+are left out; the rest of each line is scanned like any file.
+
 :func:`redact` is what a notebook wraps around a display that shows data before it is forgotten: the teaching
 point survives (the row, its kind, its place in the graph), the plaintext does not reach the executed notebook.
 """
@@ -24,6 +28,8 @@ import pandas as pd
 
 MARK = "▇▇▇"
 MIN_LENGTH = 4
+_ROCKSDB_LOG = re.compile(r"LOG(?:\.old\.\d+)?")
+_LOG_PREFIX = re.compile(r"^\d{4}/\d{2}/\d{2}-\d{2}:\d{2}:\d{2}\.\d+ \d+ ", re.MULTILINE)
 
 
 def secret_id(secret: str) -> str:
@@ -67,13 +73,22 @@ def scan(paths: Iterable[str | Path], secrets: Sequence[str], min_length: int = 
             by_form.setdefault(form, s)
     pattern = _pattern(by_form)
     for file in _files(paths):
-        text = file.read_bytes().decode("utf-8", errors="ignore")
+        text = _text(file)
         counts: dict[str, int] = {}
         for match in pattern.finditer(text):
             secret = by_form.get(match.group(0), match.group(0))
             counts[secret] = counts.get(secret, 0) + 1
         rows += [(str(file), secret_id(s), n) for s, n in counts.items()]
     return pd.DataFrame(rows, columns=["file", "secret", "hits"])
+
+
+def _text(file: Path) -> str:
+    """A file's text as scanned: its bytes as UTF-8 (undecodable bytes skipped), a RocksDB info log without the
+    timestamp and thread id that begin its lines."""
+    text = file.read_bytes().decode("utf-8", errors="ignore")
+    if _ROCKSDB_LOG.fullmatch(file.name) and (file.parent / "CURRENT").is_file():
+        text = _LOG_PREFIX.sub("", text)
+    return text
 
 
 def files_scanned(paths: Iterable[str | Path]) -> int:
