@@ -24,7 +24,7 @@ from sbu.memory.ingest import ingest
 from sbu.memory.texts import live_texts
 from sbu.memory.vocab import META, PROV, SBU, iri
 from sbu.model import prompts
-from sbu.model.consolidate import ConsolidationConfig, consolidate
+from sbu.model.consolidate import Anchor, ConsolidationConfig, consolidate
 from sbu.model.recipe import Example
 from sbu.model.scoring import answer_logprobs
 from sbu.retrieval.hybrid import Retriever
@@ -108,6 +108,33 @@ def test_consolidation_re_encodes_what_it_reads_and_leaves_the_input_model_alone
     assert all(torch.equal(before[k], v) for k, v in tiny_lm.model.state_dict().items())
     with pytest.raises(ConfigError, match="mode"):
         ConsolidationConfig(mode="half")
+
+
+def test_an_anchored_consolidation_keeps_the_anchors_answers_and_learns_the_rest(tiny_corpus, tiny_lm):
+    """The dual update: the anchor's answers stay where the model had them while the other examples are learnt as
+    without an anchor; weight 0 is no anchor at all, bit for bit."""
+    one, two = _items(tiny_corpus, tiny_corpus.splits["retain"][0], 2)[:2]
+    taught = [Example(prompts.closed_book(q.question), prompts.answer_continuation(
+        next(o for i, o in enumerate(q.options) if i != q.answer))) for q in (one, two)]
+
+    def logp(lm, example):
+        return float(answer_logprobs(lm.model, lm.tokenizer, [example.prompt], [example.target])[0].sum())
+
+    config = ConsolidationConfig(epochs=3, batch_size=8)
+    plain = consolidate(tiny_lm, taught * 8, config)
+    kept = consolidate(tiny_lm, taught * 8, config, [Anchor((taught[0],), weight=20.0)])
+    before = [logp(tiny_lm, x) for x in taught]
+    assert logp(plain, taught[0]) > before[0] + 0.5, "without the anchor the answer is learnt"
+    assert abs(logp(kept, taught[0]) - before[0]) < 0.5 * (logp(plain, taught[0]) - before[0])
+    assert logp(kept, taught[1]) > before[1] + 0.5, "what is not anchored is still learnt"
+    unweighted = consolidate(tiny_lm, taught * 8, config, [Anchor((taught[0],), weight=0.0)])
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(),
+                                                 unweighted.model.state_dict().values()))
+    for bad in ([taught[0]], ("text",)):
+        with pytest.raises(ConfigError, match="tuple of Example"):
+            Anchor(bad)
+    with pytest.raises(ConfigError, match="anchor weight"):
+        Anchor((taught[0],), weight=-1.0)
 
 
 def test_a_context_longer_than_the_model_is_cut_to_fit(tiny_corpus, tiny_lm, memory):

@@ -9,6 +9,11 @@ half of backflow: a forgotten fact that survives in memory, once retrieved, is t
 - ``mode="full"``: every weight is fine-tuned.
 
 A model that still carries an unmerged adapter (an :class:`~sbu.unlearn.loop.Unlearned` model) is merged first.
+
+**Anchors** make a consolidation a dual update: an :class:`Anchor` holds examples (a forgotten patient's
+questions) whose answer distributions must stay where the model had them before this consolidation, and its term
+``weight · KL(p_before ‖ p_θ)`` at their answer positions joins the loss. Learning what memory holds now cannot then
+carry a forgotten answer back through weights the two share.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sbu import checks
 from sbu.errors import ConfigError
 from sbu.model import likelihood
 from sbu.model.adapters import lora_config
-from sbu.model.batches import encode_all, random_batches
+from sbu.model.batches import collate, encode_all, random_batches
 from sbu.model.network import CausalLM, context_length
 from sbu.model.recipe import Example
 
@@ -48,6 +53,19 @@ class ConsolidationConfig:
         checks.number("consolidation lr", self.lr, positive=True)
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """Examples whose answers a consolidation keeps in place, and the weight of that term in its loss."""
+
+    examples: tuple[Example, ...]
+    weight: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.examples, tuple) or not all(isinstance(x, Example) for x in self.examples):
+            raise ConfigError(f"an anchor's examples are a tuple of Example, got {type(self.examples).__name__}")
+        checks.number("anchor weight", self.weight, 0)
+
+
 def plain_model(lm: CausalLM) -> torch.nn.Module:
     """A copy of ``lm``'s network with any peft adapter merged into the weights."""
     model = copy.deepcopy(lm.model)
@@ -56,25 +74,41 @@ def plain_model(lm: CausalLM) -> torch.nn.Module:
     return model
 
 
-def consolidate(lm: CausalLM, examples: Sequence[Example], config: ConsolidationConfig | None = None) -> CausalLM:
-    """Fine-tune a copy of ``lm`` on ``examples`` (NLL on the target tokens) and return it as a plain model."""
-    config = config or ConsolidationConfig()
-    model = plain_model(lm)
-    if not examples:
-        model.eval()
-        return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
-    tokenizer = lm.tokenizer
-    limit = context_length(model)
-    encoded = encode_all(tokenizer, examples)
-    encoded = [(ids[:limit], labels[:limit]) for ids, labels in encoded]  # a long summary: its beginning
-    encoded = [(ids, labels) for ids, labels in encoded if any(t != likelihood.IGNORE for t in labels[1:])]
-    if not encoded:
-        model.eval()
-        return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
+def _encoded(tokenizer, examples: Sequence[Example], limit: int) -> list:
+    """Token ids and labels cut to the context (a long summary: its beginning), without those left no answer."""
+    encoded = [(ids[:limit], labels[:limit]) for ids, labels in encode_all(tokenizer, examples)]
+    return [(ids, labels) for ids, labels in encoded if any(t != likelihood.IGNORE for t in labels[1:])]
+
+
+class _Kept:
+    """One anchor in training: its examples' answer log-probabilities under the model before the update (computed
+    once, no gradient), and its term on a random batch of them at each step."""
+
+    def __init__(self, anchor: Anchor, model: torch.nn.Module, tokenizer, limit: int, seed: int):
+        self.weight, self.pad = anchor.weight, tokenizer.pad_token_id
+        encoded = _encoded(tokenizer, anchor.examples, limit)
+        self.before = []
+        with torch.no_grad():
+            for start in range(0, len(encoded), 16):
+                batch = collate(encoded[start: start + 16], self.pad)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                self.before += [likelihood.log_probs(logits[row: row + 1], batch["labels"][row: row + 1])
+                                for row in range(len(batch["labels"]))]
+        self.batches = random_batches(encoded, 16, self.pad, torch.Generator().manual_seed(seed)) if encoded else None
+
+    def term(self, model: torch.nn.Module) -> torch.Tensor:
+        batch = next(self.batches)
+        log_p = likelihood.log_probs(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                                     batch["labels"])
+        log_q = torch.cat([self.before[i] for i in batch["index"].tolist()])
+        return self.weight * (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+
+
+def _fit(model: torch.nn.Module, encoded: list, kept: Sequence[_Kept], config: ConsolidationConfig,
+         pad: int) -> torch.nn.Module:
     if config.mode == "lora":
         model = get_peft_model(model, lora_config(model, config.lora_rank, 2 * config.lora_rank))
-    generator = torch.Generator().manual_seed(config.seed)
-    batches = random_batches(encoded, config.batch_size, tokenizer.pad_token_id, generator)
+    batches = random_batches(encoded, config.batch_size, pad, torch.Generator().manual_seed(config.seed))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     steps = config.epochs * max(1, len(encoded) // min(config.batch_size, len(encoded)))
@@ -83,11 +117,37 @@ def consolidate(lm: CausalLM, examples: Sequence[Example], config: Consolidation
         batch = next(batches)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = likelihood.nll(logits, batch["labels"])
+        for anchor in kept:
+            loss = loss + anchor.term(model)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     if config.mode == "lora":
         model = model.merge_and_unload()
     model.eval()
+    return model
+
+
+def consolidate(lm: CausalLM, examples: Sequence[Example], config: ConsolidationConfig | None = None,
+                anchors: Sequence[Anchor] = ()) -> CausalLM:
+    """Fine-tune a copy of ``lm`` on ``examples`` (NLL on the target tokens), keeping each anchor's answers where
+    they were, and return it as a plain model."""
+    config = config or ConsolidationConfig()
+    model = plain_model(lm)
+    if not examples:
+        model.eval()
+        return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
+    tokenizer = lm.tokenizer
+    limit = context_length(model)
+    encoded = _encoded(tokenizer, examples, limit)
+    if not encoded:
+        model.eval()
+        return CausalLM(model, lm.tokenizer, lm.path, dict(lm.info))
+    model.eval()
+    kept = [_Kept(a, model, tokenizer, limit, config.seed + 1 + i) for i, a in enumerate(anchors) if a.weight > 0]
+    kept = [k for k in kept if k.batches is not None]
+    with torch.random.fork_rng():  # the adapter's initialisation and dropout from the config's seed alone
+        torch.manual_seed(config.seed)
+        model = _fit(model, encoded, kept, config, tokenizer.pad_token_id)
     consolidations = lm.info.get("consolidations", 0) + 1
     return CausalLM(model, tokenizer, lm.path, {**lm.info, "consolidations": consolidations})
