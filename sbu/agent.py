@@ -35,7 +35,7 @@ from sbu.memory.sparql import check_iri, load_query
 from sbu.memory.store import MemoryStore
 from sbu.memory.vocab import ARTIFACT_CLASS, META, PROV, RDF, SBU, iri
 from sbu.model import prompts
-from sbu.model.consolidate import ConsolidationConfig, consolidate
+from sbu.model.consolidate import Anchor, ConsolidationConfig, consolidate
 from sbu.model.network import CausalLM, context_length
 from sbu.model.recipe import Example
 from sbu.model.scoring import choose
@@ -60,6 +60,9 @@ class UpdateHook(Protocol):
 
     def before_update(self) -> None:
         """Before training; raising here leaves the agent (model, pending examples) unchanged."""
+
+    def anchors(self) -> Sequence[Anchor]:
+        """What the update must keep in place (its loss gets their terms: a dual update); () for none."""
 
     def after_update(self, lm: CausalLM) -> CausalLM:
         """After training, with the trained model; returns the model the agent keeps."""
@@ -165,7 +168,8 @@ class Agent:
         examples = list(dict.fromkeys(self.recent))
         if self.barrier is not None:
             examples = self.readable(examples)
-        lm = consolidate(self.lm, examples, self.consolidation)
+        anchors = [a for hook in self.hooks for a in hook.anchors()]
+        lm = consolidate(self.lm, examples, self.consolidation, anchors)
         faults.point("consolidation-trained")  # the crash tests kill here: trained, not yet re-verified
         for hook in self.hooks:
             lm = hook.after_update(lm)

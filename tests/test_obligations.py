@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from sbu import cli
@@ -63,9 +64,11 @@ def _committed(corpus, lm, work, config=FAST, store=None):
     return protocol, protocol.model_after(certificate.request), certificate.request
 
 
-def _agent(protocol, lm, consolidation=RELEARN):
-    return Agent(lm, protocol.store, protocol.retriever, protocol.barrier, consolidation=consolidation,
-                 hooks=[protocol.standing()])
+def _agent(protocol, lm, consolidation=RELEARN, barrier=True):
+    """The agent with the request's obligation; ``barrier=False``: its consolidations take what they are given
+    (relearning that comes by a route the barrier does not see, as benign relearning through shared weights does)."""
+    return Agent(lm, protocol.store, protocol.retriever, protocol.barrier if barrier else None,
+                 consolidation=consolidation, hooks=[protocol.standing()])
 
 
 def _relearning(corpus, patient) -> list[Example]:
@@ -97,7 +100,8 @@ def test_a_commit_leaves_a_sealed_obligation_that_names_no_one(tiny_corpus, tiny
 
 
 def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_again(tiny_corpus, tiny_lm, tmp_path):
-    protocol, lm, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work")
+    # without the dual update, so that the consolidation relearns as much as it can
+    protocol, lm, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work", config=replace(FAST, dual_update=0.0))
     patient = _patient(tiny_corpus)
     probes = [q for q in tiny_corpus.qa if q.about == patient and q.phrasing == "train"]
     relearning = _relearning(tiny_corpus, patient)
@@ -125,7 +129,7 @@ def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_aga
     for bad in (1.5, -0.1, "half"):
         with pytest.raises(ConfigError, match="resuppress_to"):
             replace(FAST, resuppress_to=bad)
-    agent = _agent(protocol, lm)
+    agent = _agent(protocol, lm, barrier=False)
     agent.recent = list(relearning)
     kept = agent.consolidate()
     [upkeep] = agent.hooks[0].history
@@ -137,6 +141,43 @@ def test_after_a_consolidation_that_relearns_the_leak_is_seen_and_suppressed_aga
     obligation = protocol.obligations.read(request)
     assert (obligation.clean, obligation.checks, obligation.resuppressions) == (0, 1, upkeep.rounds)
     assert not obligation.pending and agent.recent == [] and agent.lm is kept
+
+
+@pytest.mark.slow
+def test_with_the_dual_update_a_consolidation_keeps_the_forgotten_answers_where_they_were(tiny_corpus, tiny_lm,
+                                                                                         tmp_path):
+    """dual_update: every consolidation's loss also keeps the obligation's forget set in place, so the same
+    relearning consolidation leaks far less than without it; off, the agent's update has no anchor at all."""
+    config = replace(FAST, dual_update=50.0, commit_to=1.0, unlearn={**FAST.unlearn, "steps": 30})
+    protocol, lm, request = _committed(tiny_corpus, tiny_lm, tmp_path / "work", config=config)
+    patient = _patient(tiny_corpus)
+    relearning = _relearning(tiny_corpus, patient)
+    probes = probes_of(tiny_corpus, protocol.obligations.read(request))
+    unanchored, _ = closed_book_leakage(consolidate(lm, relearning, RELEARN), probes)
+    agent = _agent(protocol, lm, barrier=False)
+    [anchor] = agent.hooks[0].anchors()
+    asked = {q.question for q in tiny_corpus.qa if q.about == patient}
+    assert anchor.weight == 50.0 and anchor.examples and all(
+        any(question in x.prompt for question in asked) for x in anchor.examples)
+    anchored, _ = closed_book_leakage(consolidate(lm, relearning, RELEARN, [anchor]), probes)
+    assert anchored < unanchored - 0.15, f"closed-book leakage {unanchored:.2f} without the anchor, {anchored:.2f} with"
+    agent.recent = list(relearning)
+    agent.consolidate()  # the agent's own update takes the anchor, then the obligation re-verifies as always
+    [upkeep] = agent.hooks[0].history
+    assert upkeep.request == request and not protocol.obligations.read(request).pending
+    off = replace(FAST, dual_update=0.0)
+    assert ForgetProtocol(tmp_path / "work", protocol.store, tiny_lm, tiny_corpus, off).standing().anchors() == []
+    with pytest.raises(ConfigError, match="dual_update"):
+        replace(FAST, dual_update=-1.0)
+    # commit_to: the request's PARAMETER round checked the closed-book leakage every 10 steps, stopping at ≤ ε
+    log = pd.read_csv(tmp_path / "work" / request / "adapter-r1" / "unlearning_log.csv")
+    checked = log.dropna(subset=["closed_book_leakage"])
+    assert list(checked.step) == [s for s in (10, 20, 30) if s <= len(log)]
+    assert (checked.closed_book_leakage.iloc[:-1] > FAST.epsilon).all()
+    assert len(log) == 30 or checked.closed_book_leakage.iloc[-1] <= FAST.epsilon
+    for bad in (2.0, -0.5, "half"):
+        with pytest.raises(ConfigError, match="commit_to"):
+            replace(FAST, commit_to=bad)
 
 
 def test_clean_consolidations_or_a_retrain_discharge_the_obligation_and_remove_its_file(tiny_corpus, tiny_lm,
