@@ -69,3 +69,8 @@ class ClusterError(SbuError, ConnectionError):
 class ObligationError(SbuError):
     """A standing obligation that cannot be used: its file is missing or corrupted, its seal does not open with the
     barrier key, or it names probes the corpus does not hold."""
+
+
+class DeviceError(ConfigError):
+    """A device or number format this machine cannot run: ``device='cuda'`` without a CUDA GPU, MPS where there is
+    none, ``float16`` on the CPU, an unknown name."""

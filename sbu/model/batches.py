@@ -41,7 +41,9 @@ def encode_all(tokenizer, examples: Sequence[Example]) -> list[tuple[list[int], 
     return encode_examples(tokenizer, [x.prompt for x in examples], [x.target for x in examples])
 
 
-def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int, device: torch.device | None = None
+            ) -> dict[str, torch.Tensor]:
+    """Padded ids, labels and attention mask of a batch, on ``device`` (the model's) when given."""
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -50,18 +52,20 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
         ids[row, : len(x)] = torch.tensor(x)
         labels[row, : len(y)] = torch.tensor(y)
         mask[row, : len(x)] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    return out if device is None else {k: v.to(device) for k, v in out.items()}
 
 
-def random_batches(encoded: list, batch_size: int, pad_id: int, generator: torch.Generator):
-    """Endless random batches (a fresh permutation per pass, full batches only); ``index`` holds each row's
-    position in ``encoded``."""
+def random_batches(encoded: list, batch_size: int, pad_id: int, generator: torch.Generator,
+                   device: torch.device | None = None):
+    """Endless random batches (a fresh permutation per pass, full batches only) on ``device``; ``index`` holds each
+    row's position in ``encoded``."""
     size = min(batch_size, len(encoded))
     while True:
         order = torch.randperm(len(encoded), generator=generator).tolist()
         for start in range(0, len(order) - size + 1, size):  # the rest waits for the next pass
             chosen = order[start: start + size]
-            yield {**collate([encoded[i] for i in chosen], pad_id), "index": torch.tensor(chosen)}
+            yield {**collate([encoded[i] for i in chosen], pad_id, device), "index": torch.tensor(chosen)}
 
 
 class LengthGroupedBatches(torch.utils.data.Sampler):

@@ -30,7 +30,7 @@ from sbu.errors import ConfigError
 from sbu.model import likelihood
 from sbu.model.adapters import lora_config
 from sbu.model.batches import collate, encode_all, random_batches
-from sbu.model.network import CausalLM, context_length
+from sbu.model.network import CausalLM, context_length, device_of
 from sbu.model.recipe import Example
 
 MODES = ("lora", "full")
@@ -90,11 +90,12 @@ class _Kept:
         self.before = []
         with torch.no_grad():
             for start in range(0, len(encoded), 16):
-                batch = collate(encoded[start: start + 16], self.pad)
+                batch = collate(encoded[start: start + 16], self.pad, device_of(model))
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 self.before += [likelihood.log_probs(logits[row: row + 1], batch["labels"][row: row + 1])
                                 for row in range(len(batch["labels"]))]
-        self.batches = random_batches(encoded, 16, self.pad, torch.Generator().manual_seed(seed)) if encoded else None
+        self.batches = random_batches(encoded, 16, self.pad, torch.Generator().manual_seed(seed),
+                                      device_of(model)) if encoded else None
 
     def term(self, model: torch.nn.Module) -> torch.Tensor:
         batch = next(self.batches)
@@ -108,7 +109,8 @@ def _fit(model: torch.nn.Module, encoded: list, kept: Sequence[_Kept], config: C
          pad: int) -> torch.nn.Module:
     if config.mode == "lora":
         model = get_peft_model(model, lora_config(model, config.lora_rank, 2 * config.lora_rank))
-    batches = random_batches(encoded, config.batch_size, pad, torch.Generator().manual_seed(config.seed))
+    batches = random_batches(encoded, config.batch_size, pad, torch.Generator().manual_seed(config.seed),
+                             device_of(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     steps = config.epochs * max(1, len(encoded) // min(config.batch_size, len(encoded)))

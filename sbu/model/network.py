@@ -13,6 +13,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from transformers.utils import logging as hf_logging
 
 from sbu.errors import ConfigError, DataFileError
+from sbu.model.devices import pick_device, pick_dtype
 
 # transformers draws a bar for every load and save of a model (a few per notebook cell, each under a second): noise
 # in an executed notebook; our own long steps have bars of their own
@@ -66,6 +67,11 @@ CAUSAL_LM_CLASSES = {name for names in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values(
 CONTEXT_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "seq_length", "max_sequence_length")
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device a model's weights are on (where its batches must go)."""
+    return next(model.parameters()).device
+
+
 def context_length(model: torch.nn.Module, default: int = 1024) -> int:
     """The longest sequence ``model`` takes, from whichever config field its architecture keeps it in (GPT-2:
     ``n_positions``; Llama, Qwen2, GPT-NeoX, OPT: ``max_position_embeddings``); ``default`` when it has none."""
@@ -84,8 +90,12 @@ def check_context(model: torch.nn.Module, encoded: list[tuple[list[int], list[in
         raise ConfigError(f"{what} has {longest} tokens, more than the {limit} positions of {type(model).__name__}: "
                           "shorten it or use a model with a longer context")
 
-def load(model_name_or_path: str | Path) -> CausalLM:
-    """Load any causal LM saved with ``save_pretrained`` (ours or a user's) from a local path."""
+def load(model_name_or_path: str | Path, device: str = "cpu", dtype: str = "float32") -> CausalLM:
+    """Load any causal LM saved with ``save_pretrained`` (ours or a user's) from a local path, onto ``device``
+    in ``dtype`` (:mod:`sbu.model.devices`: ``"auto"`` picks CUDA, then MPS, then the CPU, and bfloat16 where the
+    GPU has it); a device or format this machine cannot run is a DeviceError before anything is read."""
+    target = pick_device(device)
+    number_format = pick_dtype(dtype, target)
     path = Path(model_name_or_path)
     if not path.is_dir():
         raise DataFileError(f"no model at {str(path)!r}: give a folder written by save_pretrained "
@@ -107,5 +117,6 @@ def load(model_name_or_path: str | Path) -> CausalLM:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise DataFileError(f"the model folder {str(path)!r} cannot be loaded ({first}); it must hold a causal LM "
                             "and its tokenizer written by save_pretrained") from err
+    model.to(target, number_format)
     model.eval()
     return CausalLM(model, tokenizer, path, info)

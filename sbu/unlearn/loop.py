@@ -36,7 +36,7 @@ from sbu.errors import ConfigError
 from sbu.model.adapters import lora_config
 from sbu.model.batches import encode_all, encode_examples, random_batches
 from sbu.model.consolidate import ConsolidationConfig, consolidate
-from sbu.model.network import CausalLM, check_context
+from sbu.model.network import CausalLM, check_context, device_of
 from sbu.model.recipe import Example
 from sbu.unlearn.methods import Counterfactuals, References, Step, UnlearnConfig
 from sbu.unlearn.methods import method as method_named
@@ -90,6 +90,7 @@ def load_adapter(base: CausalLM, path: str | Path) -> CausalLM:
 def _random_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     random_model = AutoModelForCausalLM.from_config(model.config)
+    random_model.to(device_of(model), next(model.parameters()).dtype)
     random_model.eval()
     return random_model
 
@@ -138,10 +139,11 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
     lora = lora_config(lm.model, config.lora_rank, config.lora_alpha, config.lora_targets)
     model = get_peft_model(copy.deepcopy(lm.model), lora)
     spec.prepare(model, config)
+    device = device_of(lm.model)
     random_model = _random_model(lm.model, config.seed) if spec.random_model(config) else None
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
-    accelerator = Accelerator()
+    accelerator = Accelerator(cpu=device.type == "cpu")  # where the model is: a model kept on the CPU stays there
     model, optimizer = accelerator.prepare(model, optimizer)
     pad = tokenizer.pad_token_id
     reference = References(model, {"forget": encoded_forget, "retain": encoded_retain}, pad)
@@ -152,8 +154,9 @@ def unlearn(lm: CausalLM, forget: Sequence[Example], retain: Sequence[Example], 
                                             for prompts, x in zip(counterfactual, forget)], pad,
                                     reinforced_model(lm, forget, config) if generic else None,
                                     config.generic_strength if generic else 0.0)
-    forget_batches = random_batches(encoded_forget, config.batch_size, pad, generator)
-    retain_batches = random_batches(encoded_retain, config.batch_size, pad, generator) if encoded_retain else None
+    forget_batches = random_batches(encoded_forget, config.batch_size, pad, generator, accelerator.device)
+    retain_batches = (random_batches(encoded_retain, config.batch_size, pad, generator, accelerator.device)
+                      if encoded_retain else None)
 
     for callback in callbacks:
         callback.on_train_begin(config)

@@ -19,6 +19,7 @@ import torch
 from sbu import checks
 from sbu.errors import ConfigError
 from sbu.model.batches import collate
+from sbu.model.network import device_of
 from sbu.model.recipe import Example
 from sbu.unlearn import losses
 
@@ -173,7 +174,7 @@ class References:
         model.eval()
         with torch.no_grad(), model.disable_adapter():
             for start in range(0, len(encoded), self.batch_size):
-                batch = collate(encoded[start: start + self.batch_size], self.pad_id)
+                batch = collate(encoded[start: start + self.batch_size], self.pad_id, device_of(model))
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 mask = losses.answer_mask(batch["labels"])
                 rows.extend(logits[row, :-1][mask[row]].clone() for row in range(len(mask)))
@@ -184,7 +185,7 @@ class References:
         if which not in self.rows:
             self.rows[which] = self._compute(which)
         rows, labels = self.rows[which], batch["labels"]
-        out = torch.zeros(*labels.shape, rows[0].shape[-1])
+        out = torch.zeros(*labels.shape, rows[0].shape[-1], dtype=rows[0].dtype, device=rows[0].device)
         mask = losses.answer_mask(labels)
         for row, index in enumerate(batch["index"].tolist()):
             out[row, :-1][mask[row]] = rows[index]
@@ -216,7 +217,7 @@ class Counterfactuals:
         for index in batch["index"].tolist():
             options = self.encoded[index]
             chosen.append(options[int(torch.randint(len(options), (1,), generator=generator))])
-        strangers = collate(chosen, self.pad_id)
+        strangers = collate(chosen, self.pad_id, labels.device)
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad(), self.model.disable_adapter():
@@ -230,7 +231,8 @@ class Counterfactuals:
         mask, stranger_mask = losses.answer_mask(labels), losses.answer_mask(strangers["labels"])
         if not torch.equal(mask.sum(1), stranger_mask.sum(1)):
             raise ConfigError("a counterfactual question's answer does not align with its forget example's answer")
-        out = torch.zeros(*labels.shape, stranger_logits.shape[-1])
+        out = torch.zeros(*labels.shape, stranger_logits.shape[-1], dtype=stranger_logits.dtype,
+                          device=stranger_logits.device)
         out[:, :-1][mask] = stranger_logits[:, :-1][stranger_mask]
         return out
 
