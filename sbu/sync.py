@@ -69,7 +69,7 @@ from sbu.model.network import CausalLM, load
 from sbu.model.scoring import accuracy, correct
 from sbu.obligations import Obligation, ObligationBook
 from sbu.retrieval.hybrid import Retriever
-from sbu.unlearn.forget_sets import qa_example, unlearning_sets
+from sbu.unlearn.forget_sets import forget_probes, qa_example, unlearning_sets
 from sbu.unlearn.loop import Callback, load_adapter, unlearn
 from sbu.unlearn.methods import METHODS
 
@@ -459,9 +459,9 @@ class StandingObligations:
         weight = self.protocol.config.dual_update
         if not weight:
             return []
-        corpus, seed = self.protocol.corpus, self.protocol.config.seed
-        return [Anchor(tuple(unlearning_sets(corpus, ForgetSet.from_record(o.forget_set), seed=seed).forget), weight)
-                for o in self.book.all()]
+        corpus = self.protocol.corpus
+        return [Anchor(tuple(qa_example(q) for q in forget_probes(corpus, ForgetSet.from_record(o.forget_set))),
+                       weight) for o in self.book.all()]
 
     def after_update(self, lm: CausalLM) -> CausalLM:
         self.updates += 1

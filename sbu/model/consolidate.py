@@ -85,24 +85,24 @@ class _Kept:
     once, no gradient), and its term on a random batch of them at each step."""
 
     def __init__(self, anchor: Anchor, model: torch.nn.Module, tokenizer, limit: int, seed: int):
-        self.weight, self.pad = anchor.weight, tokenizer.pad_token_id
+        self.weight, pad, device = anchor.weight, tokenizer.pad_token_id, device_of(model)
         encoded = _encoded(tokenizer, anchor.examples, limit)
-        self.before = []
+        self.before: list[torch.Tensor] = []  # per example, [its answer tokens, V]
         with torch.no_grad():
             for start in range(0, len(encoded), 16):
-                batch = collate(encoded[start: start + 16], self.pad, device_of(model))
+                batch = collate(encoded[start: start + 16], pad, device)
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                self.before += [likelihood.log_probs(logits[row: row + 1], batch["labels"][row: row + 1])
-                                for row in range(len(batch["labels"]))]
-        self.batches = random_batches(encoded, 16, self.pad, torch.Generator().manual_seed(seed),
-                                      device_of(model)) if encoded else None
+                per_row = likelihood.answer_mask(batch["labels"]).sum(1).tolist()
+                self.before += likelihood.log_probs(logits, batch["labels"]).split(per_row)
+        self.batches = random_batches(encoded, 16, pad, torch.Generator().manual_seed(seed),
+                                      device) if encoded else None
 
     def term(self, model: torch.nn.Module) -> torch.Tensor:
         batch = next(self.batches)
         log_p = likelihood.log_probs(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
                                      batch["labels"])
         log_q = torch.cat([self.before[i] for i in batch["index"].tolist()])
-        return self.weight * (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+        return self.weight * likelihood.kl(log_q, log_p).mean()
 
 
 def _fit(model: torch.nn.Module, encoded: list, kept: Sequence[_Kept], config: ConsolidationConfig,

@@ -69,6 +69,14 @@ def token_logp(logits: Tensor, labels: Tensor) -> Tensor:
     return log_probs(logits, labels).gather(-1, answer_targets(labels).unsqueeze(-1)).squeeze(-1)
 
 
+def kl(log_q: Tensor, log_p: Tensor) -> Tensor:
+    """KL(q ‖ p) per row of [N, V] log-probabilities. Terms with q(v) = 0 count 0: the log-ratio is zeroed
+    *before* the product, so that neither the value nor the gradient meets 0 · (−inf)."""
+    q = log_q.exp()
+    log_ratio = torch.where(q > 0, log_q - log_p, torch.zeros_like(q))
+    return (q * log_ratio).sum(-1)
+
+
 def nll(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean negative log-likelihood per answer token of the batch (retain NLL, IdkNLL, GradDiff's retain term)."""
     check_shapes(logits, labels)

@@ -90,6 +90,7 @@ def check_context(model: torch.nn.Module, encoded: list[tuple[list[int], list[in
         raise ConfigError(f"{what} has {longest} tokens, more than the {limit} positions of {type(model).__name__}: "
                           "shorten it or use a model with a longer context")
 
+
 def load(model_name_or_path: str | Path, device: str = "cpu", dtype: str = "float32") -> CausalLM:
     """Load any causal LM saved with ``save_pretrained`` (ours or a user's) from a local path, onto ``device``
     in ``dtype`` (:mod:`sbu.model.devices`: ``"auto"`` picks CUDA, then MPS, then the CPU, and bfloat16 where the

@@ -67,6 +67,18 @@ def counterfactual_prompts(corpus: Corpus, items: Sequence[QAItem]) -> list[tupl
     return out
 
 
+def forget_probes(corpus: Corpus, forget: ForgetSet) -> list[QAItem]:
+    """The train-phrasing QA probes of the forget set's seed facts: D_f's questions (derived texts restate these
+    facts, so they add none)."""
+    if not isinstance(forget, ForgetSet):
+        raise ConfigError(f"unlearning takes a ForgetSet (plan.forget_set() or ForgetSet.of_split(corpus, split)), "
+                          f"got {type(forget).__name__}")
+    fact_ids = {f.id for f in corpus.facts if f.id in forget.seeds}
+    if not fact_ids:
+        raise ConfigError("the forget set's facts are not facts of this corpus: plan on a memory of the same corpus")
+    return [q for q in corpus.qa if q.phrasing == "train" and set(q.fact_ids) & fact_ids]
+
+
 def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_factor: float = 4.0,
                     open_book_share: float = 0.5, calibration_patients: int = 12) -> UnlearningSets:
     """D_f, D_r and the probe sets for forgetting ``forget`` (from a plan: ``plan.forget_set()``; from a split:
@@ -74,17 +86,11 @@ def unlearning_sets(corpus: Corpus, forget: ForgetSet, seed: int = 0, retain_fac
     of the retained patients' examples in D_r carry their fact in a context (among distractor facts of retained
     patients), so that unlearning keeps the model's reading — what the agent's memory relies on."""
     checks.number("retain_factor", retain_factor, positive=True)
-    if not isinstance(forget, ForgetSet):
-        raise ConfigError(f"unlearning takes a ForgetSet (plan.forget_set() or ForgetSet.of_split(corpus, split)), "
-                          f"got {type(forget).__name__}")
-    facts = [f for f in corpus.facts if f.id in forget.seeds]  # derived texts restate these facts: no more probes
-    if not facts:
-        raise ConfigError("the forget set's facts are not facts of this corpus: plan on a memory of the same corpus")
-    fact_ids = {f.id for f in facts}
-    forget_items = [q for q in corpus.qa if q.phrasing == "train" and set(q.fact_ids) & fact_ids]
+    forget_items = forget_probes(corpus, forget)
     forget_examples = [qa_example(q) for q in forget_items]
+    fact_ids = set(forget.seeds)
 
-    forgotten_patients = {f.about for f in facts}
+    forgotten_patients = {f.about for f in corpus.facts if f.id in fact_ids}
     retained = [p for p in trained_patients(corpus) if p not in forgotten_patients]
     rng = random.Random(f"retain-{seed}")
     validation = set(rng.sample(retained, max(1, round(VALIDATION_SHARE * len(retained)))))

@@ -61,6 +61,7 @@ from sbu.model.likelihood import (
     answer_mask,
     answer_rows,
     check_shapes,
+    kl,
     log_probs,
     nll,
     token_logp,
@@ -68,14 +69,6 @@ from sbu.model.likelihood import (
 
 SRA_PRIORS = ("gaussian", "uniform", "random_model", "counterfactual", "generic")
 REFERENCE_PRIORS = ("random_model", "counterfactual", "generic")  # the priors whose q comes from a network's logits
-
-
-def _kl(log_q: Tensor, log_p: Tensor) -> Tensor:
-    """KL(q ‖ p) per row of [N, V] log-probabilities. Terms with q(v) = 0 count 0: the log-ratio is zeroed
-    *before* the product, so that neither the value nor the gradient meets 0 · (−inf)."""
-    q = log_q.exp()
-    log_ratio = torch.where(q > 0, log_q - log_p, torch.zeros_like(q))
-    return (q * log_ratio).sum(-1)
 
 
 def _positive(name: str, value: float) -> None:
@@ -173,14 +166,14 @@ def sra(logits: Tensor, labels: Tensor, *, tau: float = 1.0, prior: str = "gauss
         device = generator.device if generator is not None else log_p.device
         noise = torch.randn(log_p.shape, generator=generator, device=device, dtype=torch.float32)
         log_q = torch.log_softmax(noise.to(log_p.device) / tau, dim=-1)
-    return _kl(log_q, log_p).mean()
+    return kl(log_q, log_p).mean()
 
 
 def kl_to_reference(logits: Tensor, labels: Tensor, reference_logits: Tensor) -> Tensor:
     """The retain term: mean over answer tokens of KL(p_θ0 ‖ p_θ), ``reference_logits`` from the model
     before unlearning (θ0), treated as constants."""
     check_shapes(logits, labels, reference_logits)
-    return _kl(log_probs(reference_logits.detach(), labels), log_probs(logits, labels)).mean()
+    return kl(log_probs(reference_logits.detach(), labels), log_probs(logits, labels)).mean()
 
 
 def token_entropy(logits: Tensor, labels: Tensor) -> Tensor:
